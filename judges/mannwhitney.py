@@ -1,0 +1,245 @@
+"""Mann-Whitney / Wilcoxon rank-sum test with the shift interval and estimate Kayenta reports.
+
+Conventions: ``experiment`` is the canary (R's ``x``), ``control`` the baseline (R's ``y``); the
+shift is experiment − control.
+
+p-value
+    Two-sided normal approximation with tie and continuity correction, the value of
+    ``scipy.stats.mannwhitneyu(experiment, control, method="asymptotic", use_continuity=True)``:
+    z = (max(U₁, U₂) − nm/2 − ½) / σ with σ² = nm/12 · ((N+1) − Σ(t³−t)/(N(N−1))), N = n+m,
+    p = 2·(1 − Φ(z)) clipped to [0, 1] (Mann & Whitney 1947; tie term per Lehmann 1975, §1.4).
+
+Interval and estimate
+    R's ``wilcox.test(x, y, conf.int=TRUE, exact=FALSE, correct=TRUE)`` (and Kayenta's port in
+    kayenta-mannwhitney ``MannWhitney.scala``) solve W(d) = z_q for the shift d, where
+
+        W(d) = (U(d) − nm/2 − ½·sign(U(d) − nm/2)) / σ(d)
+
+    and U(d) is the statistic of (x − d, y). U(d) only changes at the pairwise differences
+    D = x_i − y_j: on the open interval between the k-th and (k+1)-th smallest difference it is
+    nm − k, and σ(d) there is the constant σ₀ whose tie term counts ties *within* each sample
+    (ties across the samples exist only at the jump points). So W is a step function and the
+    root a numeric solver converges to is a jump point: the k*-th smallest difference, where k*
+    is the first step whose value is ≤ 0. We compute k* in closed form and read D₍k*₎ off the
+    sorted differences — exact, where R and Kayenta stop their solvers at a tolerance of 1e-4.
+
+    The estimate is the Hodges–Lehmann median of the pairwise differences (Hodges & Lehmann
+    1963), the midpoint of the step on which W(d) = 0; R's solver returns a point of that flat
+    step, Kayenta's suite asserts the midpoint (experiment [10,20,30,40] vs control [1,2,3,4]:
+    22.5).
+
+Degenerate input is an outcome with a reason, never an exception: an empty side gives NaNs and
+``reason="no data"``; when both sides are constant every pairwise difference is the same value
+c, so the interval and the estimate are [c, c] and c (R stops with "all observations are tied";
+Kayenta adds random noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special
+
+FloatArray = npt.NDArray[np.float64]
+
+__all__ = [
+    "MannWhitneyResult",
+    "mann_whitney",
+    "mann_whitney_batch",
+    "z_quantile",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MannWhitneyResult:
+    """One two-sample comparison: the test, the interval of the shift and its estimate."""
+
+    u: float
+    """U statistic of the experiment (pairs experiment > control, ties counted ½)."""
+    z: float
+    p_value: float
+    lower: float
+    upper: float
+    estimate: float
+    confidence: float
+    reason: str = ""
+    """Empty for a regular result; says why the answer is degenerate otherwise."""
+
+
+def z_quantile(confidence: float) -> float:
+    """Upper α/2 quantile of the standard normal for a two-sided interval at ``confidence``."""
+    _check_confidence(confidence)
+    return float(special.ndtri(1.0 - (1.0 - confidence) / 2.0))
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0 or not np.isfinite(confidence):
+        msg = f"confidence must lie in (0, 1), got {confidence!r}"
+        raise ValueError(msg)
+
+
+def _as_sample(values: npt.ArrayLike, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        msg = f"{name} must be one-dimensional, got shape {arr.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(arr)):
+        msg = f"{name} contains NaN or infinite values; apply a NaN strategy first"
+        raise ValueError(msg)
+    return arr
+
+
+def mann_whitney(
+    experiment: npt.ArrayLike, control: npt.ArrayLike, *, confidence: float = 0.98
+) -> MannWhitneyResult:
+    """Compare one experiment sample with one control sample (see the module docstring)."""
+    x = _as_sample(experiment, "experiment")
+    y = _as_sample(control, "control")
+    _check_confidence(confidence)
+    if x.size == 0 or y.size == 0:
+        nan = float("nan")
+        return MannWhitneyResult(
+            u=nan, z=nan, p_value=nan, lower=nan, upper=nan, estimate=nan,
+            confidence=confidence, reason="no data",
+        )  # fmt: skip
+    return mann_whitney_batch(x[None, :], y[None, :], confidence=confidence)[0]
+
+
+def mann_whitney_batch(
+    experiment: FloatArray, control: FloatArray, *, confidence: float = 0.98, chunk: int = 128
+) -> list[MannWhitneyResult]:
+    """Compare row i of ``experiment`` (B×n) with row i of ``control`` (B×m), vectorised.
+
+    Rows are processed ``chunk`` at a time so the B×n×m pairwise differences stay in cache.
+    """
+    x = np.asarray(experiment, dtype=np.float64)
+    y = np.asarray(control, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        msg = f"experiment and control must be B×n and B×m, got {x.shape} and {y.shape}"
+        raise ValueError(msg)
+    if x.shape[1] == 0 or y.shape[1] == 0:
+        msg = "batched samples must be non-empty; use mann_whitney() for empty sides"
+        raise ValueError(msg)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        msg = "samples contain NaN or infinite values; apply a NaN strategy first"
+        raise ValueError(msg)
+    _check_confidence(confidence)
+    zq = z_quantile(confidence)
+    out: list[MannWhitneyResult] = []
+    # One scratch buffer for the pairwise differences, reused by every chunk.
+    scratch = np.empty((min(chunk, x.shape[0]), x.shape[1] * y.shape[1]))
+    for start in range(0, x.shape[0], chunk):
+        xs, ys = x[start : start + chunk], y[start : start + chunk]
+        out.extend(_chunk(xs, ys, zq, confidence, scratch[: xs.shape[0]]))
+    return out
+
+
+def _tie_term(sorted_rows: FloatArray) -> FloatArray:
+    """Σ(t³ − t) over the runs of equal values in each sorted row (the tie correction)."""
+    b, n = sorted_rows.shape
+    out = np.zeros(b)
+    equal_next = sorted_rows[:, 1:] == sorted_rows[:, :-1]
+    tied = np.flatnonzero(equal_next.any(axis=1))
+    if tied.size == 0:
+        return out
+    rows = equal_next[tied]
+    idx = np.broadcast_to(np.arange(n), rows.shape[:1] + (n,))
+    new_run = np.ones((tied.size, n), dtype=bool)
+    new_run[:, 1:] = ~rows
+    run_start = np.maximum.accumulate(np.where(new_run, idx, 0), axis=1)
+    end_run = np.ones((tied.size, n), dtype=bool)
+    end_run[:, :-1] = ~rows
+    run_end = np.minimum.accumulate(np.where(end_run, idx, n)[:, ::-1], axis=1)[:, ::-1]
+    size = (run_end - run_start + 1).astype(np.float64)
+    # Each element of a run of size t contributes t² − 1, so the run contributes t³ − t.
+    out[tied] = (size * size - 1.0).sum(axis=1)
+    return out
+
+
+def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
+    total = n + m
+    var = n * m / 12.0 * ((total + 1) - tie_term / (total * (total - 1)))
+    return np.sqrt(np.clip(var, 0.0, None))
+
+
+def _chunk(
+    x: FloatArray, y: FloatArray, zq: float, confidence: float, diffs: FloatArray
+) -> list[MannWhitneyResult]:
+    b, n = x.shape
+    m = y.shape[1]
+    pairs = n * m
+    np.subtract(x[:, :, None], y[:, None, :], out=diffs.reshape(b, n, m))
+    diffs.sort(axis=1)  # in place: the sorted differences give U, the interval and the estimate
+
+    # U of the experiment: pairs with x_i > y_j, ties counted one half.
+    below = _count_before(diffs, 0.0, strict=True)
+    not_above = _count_before(diffs, 0.0, strict=False)
+    u = (pairs - not_above) + 0.5 * (not_above - below)
+
+    # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
+    pooled = _tie_term(np.sort(np.concatenate([x, y], axis=1), axis=1))
+    sigma = _sigma(n, m, pooled)
+    u_big = np.maximum(u, pairs - u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (u_big - pairs / 2.0 - 0.5) / sigma
+        p = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
+    p = np.where(np.isnan(p), 1.0, p)
+
+    # Interval: σ between the jump points counts ties within each sample only.
+    xs = np.sort(x, axis=1)
+    ys = np.sort(y, axis=1)
+    sigma0 = _sigma(n, m, _tie_term(xs) + _tie_term(ys))
+    lower = _root(diffs, zq * sigma0)
+    upper = _root(diffs, -zq * sigma0)
+    half = pairs // 2
+    if pairs % 2:
+        estimate = diffs[:, half]
+    else:
+        estimate = 0.5 * (diffs[:, half - 1] + diffs[:, half])
+
+    constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
+    reasons = ["both sides constant: every pairwise difference is equal" if c else "" for c in constant]
+    return [
+        MannWhitneyResult(
+            u=ui, z=zi, p_value=pi, lower=lo, upper=hi, estimate=est,
+            confidence=confidence, reason=why,
+        )  # fmt: skip
+        for ui, zi, pi, lo, hi, est, why in zip(
+            u.tolist(), z.tolist(), p.tolist(), lower.tolist(), upper.tolist(),
+            estimate.tolist(), reasons, strict=True,
+        )  # fmt: skip
+    ]
+
+
+def _count_before(sorted_rows: FloatArray, value: float, *, strict: bool) -> FloatArray:
+    """Per row, how many entries are < value (strict) or ≤ value: a binary search on all rows."""
+    b, n = sorted_rows.shape
+    lo = np.zeros(b, dtype=np.intp)  # invariant: the first lo entries pass the test
+    hi = np.full(b, n, dtype=np.intp)  # and entries from hi on fail it
+    while True:
+        open_rows = lo < hi
+        if not open_rows.any():
+            return lo.astype(np.float64)
+        mid = (lo + hi) // 2
+        probe = np.take_along_axis(sorted_rows, np.minimum(mid, n - 1)[:, None], axis=1)[:, 0]
+        passes = (probe < value) if strict else (probe <= value)
+        lo = np.where(open_rows & passes, mid + 1, lo)
+        hi = np.where(open_rows & ~passes, mid, hi)
+
+
+def _root(diffs: FloatArray, c: FloatArray) -> FloatArray:
+    """The jump point where W(d) − z_q changes sign, given c = z_q·σ₀ per row.
+
+    On the step after the k-th smallest difference, U − nm/2 = nm/2 − k, so the step value is
+    h(k) = nm/2 − k − ½·sign(nm/2 − k), non-increasing in k. The root is D₍k*₎ with
+    k* = min{k : h(k) ≤ c}: for c ≥ 0 that is ⌈nm/2 − ½ − c⌉ and for c < 0 it is
+    ⌈nm/2 + ½ − c⌉. A k* of 0 means W ≤ z_q already at the smallest difference (the solver's
+    lower end); past nm the largest difference is the answer (its upper end).
+    """
+    pairs = diffs.shape[1]
+    centre = pairs / 2.0
+    k = np.where(c >= 0, np.ceil(centre - 0.5 - c), np.ceil(centre + 0.5 - c))
+    k = np.clip(k, 1, pairs).astype(np.intp)
+    return np.take_along_axis(diffs, (k - 1)[:, None], axis=1)[:, 0]
