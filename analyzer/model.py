@@ -140,6 +140,9 @@ class Canary:
     stage_started_at: float
     analysis_started_at: float | None = None
     paused_from: Phase | None = None
+    paused_at: float | None = None
+    intervals_scored: int = 0
+    """Analysis intervals already scored since ``analysis_started_at``."""
     decision_seq: int = 0
     tick_seq: int = 0
     last_reason: str = ""
