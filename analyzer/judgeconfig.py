@@ -194,6 +194,9 @@ class KillRule(ThresholdLimits):
     """A kill-switch rule: a hard line on one metric, checked on every poll."""
 
     metric: str = Field(pattern=_NAME)
+    window: Duration | None = Field(
+        default=None, gt=0, description="trailing window the rule looks at (default: analysis_interval)"
+    )
 
 
 class ScoreThresholds(_Model):

@@ -1,0 +1,218 @@
+"""The judge step of a tick: a fetched window in, every metric's judgement and the score out.
+
+Pure (no I/O, no clock): the scheduler runs it off the event loop, a whole wake-up's canaries in
+one batch, and the backtester runs the very same function on recordings.
+
+- Kill-switch rules are checked on every poll over the trailing ``window`` of each rule
+  (default: one analysis interval).
+- Mann-Whitney and threshold metrics are judged and scored only when the lifecycle asks for a
+  score (an interval boundary or the end of a stage), over the analysis window.
+- For a ``count`` metric, Mann-Whitney judges the per-step ratio events/exposure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analyzer.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
+from analyzer.model import FloatArray, MetricData, Window
+from judges import (
+    Label,
+    MannWhitneyOptions,
+    ScoredMetric,
+    ScoreResult,
+    ThresholdResult,
+    ThresholdRule,
+    classify,
+    score_groups,
+    threshold_counts,
+    threshold_series,
+)
+
+__all__ = ["Evaluation", "MetricOutcome", "evaluate", "per_step_series"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricOutcome:
+    """One metric's judgement in a tick, with the statistics behind it."""
+
+    name: str
+    judge: str
+    label: Label
+    reason: str
+    critical: bool
+    muted: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """Everything the lifecycle needs to decide one poll."""
+
+    kill: tuple[ThresholdResult, ...] = ()
+    metrics: tuple[MetricOutcome, ...] = ()
+    score: ScoreResult | None = None
+    no_data: bool = False
+    no_data_reason: str = ""
+
+    @property
+    def tripped(self) -> tuple[ThresholdResult, ...]:
+        """Kill-switch rules that crossed their line."""
+        return tuple(k for k in self.kill if k.label in (Label.HIGH, Label.LOW))
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready evidence for the tick record."""
+        return {
+            "kill_switch": [
+                {"metric": k.metric, "label": str(k.label), "reason": k.reason,
+                 "canary": _num(k.canary), "baseline": _num(k.baseline)}
+                for k in self.kill
+            ],  # fmt: skip
+            "metrics": [
+                {"name": m.name, "judge": m.judge, "label": str(m.label), "reason": m.reason,
+                 "critical": m.critical, "muted": m.muted, **m.details}
+                for m in self.metrics
+            ],  # fmt: skip
+            "score": None if self.score is None else _score_record(self.score),
+            "no_data": self.no_data_reason if self.no_data else None,
+        }
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _score_record(score: ScoreResult) -> dict[str, Any]:
+    return {
+        "score": score.score,
+        "classification": str(score.classification),
+        "reason": score.reason,
+        "groups": {g.name: g.score for g in score.groups},
+    }
+
+
+def per_step_series(data: MetricData, side: str) -> FloatArray:
+    """The per-step values a series judge sees: the series, or events/exposure for counts."""
+    arrays = data.baseline if side == "baseline" else data.canary
+    if data.kind == "series":
+        return arrays["values"]
+    events, exposure = arrays["events"], arrays["exposure"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(exposure > 0, events / exposure, np.nan)
+    return np.asarray(ratio, dtype=np.float64)
+
+
+def _has_data(data: MetricData) -> bool:
+    if data.error:
+        return False
+    arrays = [*data.baseline.values(), *data.canary.values()]
+    return bool(arrays) and all(np.isfinite(a).any() for a in arrays)
+
+
+def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluation:
+    """Judge one canary's window: kill-switch always, metrics and score when ``score_now``."""
+    usable = {name: _has_data(d) for name, d in window.metrics.items()}
+    if not any(usable.values()):
+        reasons = sorted({d.error or f"{d.name}: no data" for d in window.metrics.values()})
+        return Evaluation(no_data=True, no_data_reason="; ".join(reasons) or "no metrics")
+    kill = tuple(_kill(rule, config, window) for rule in config.kill_switch)
+    if not score_now:
+        return Evaluation(kill=kill)
+    outcomes = tuple(_judge_metric(m, config, window.metrics.get(m.name)) for m in config.metrics)
+    scored = [
+        ScoredMetric(
+            name=o.name, label=o.label, groups=(config.metric(o.name).group,),
+            critical=o.critical, muted=o.muted, reason=o.reason,
+        )  # fmt: skip
+        for o in outcomes
+    ]
+    thresholds = config.score_thresholds
+    score = score_groups(
+        scored, config.groups,
+        pass_threshold=thresholds.pass_, marginal_threshold=thresholds.marginal,
+    )  # fmt: skip
+    return Evaluation(kill=kill, metrics=outcomes, score=score)
+
+
+def _rule(limits: ThresholdLimits, metric: str) -> ThresholdRule:
+    return ThresholdRule(
+        metric=metric, min=limits.min, max=limits.max, max_increase=limits.max_increase,
+        max_ratio=limits.max_ratio, min_points=limits.min_points, min_exposure=limits.min_exposure,
+    )  # fmt: skip
+
+
+def _threshold(rule: ThresholdRule, data: MetricData, last: int | None) -> ThresholdResult:
+    cut = slice(-last, None) if last else slice(None)
+    if data.kind == "count":
+        return threshold_counts(
+            rule, data.canary["events"][cut], data.canary["exposure"][cut],
+            data.baseline["events"][cut], data.baseline["exposure"][cut],
+        )  # fmt: skip
+    return threshold_series(rule, data.canary["values"][cut], data.baseline["values"][cut])
+
+
+def _kill(rule: KillRule, config: JudgeConfig, window: Window) -> ThresholdResult:
+    data = window.metrics.get(rule.metric)
+    if data is None or not _has_data(data):
+        why = data.error if data is not None and data.error else "no data"
+        nan = float("nan")
+        return ThresholdResult(metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan)
+    span = rule.window if rule.window is not None else config.analysis_interval
+    steps = max(1, math.ceil(span / config.step))
+    return _threshold(_rule(rule, rule.metric), data, steps)
+
+
+def _nodata(metric: MetricConfig, reason: str) -> MetricOutcome:
+    label = Label.NODATA_FAIL_METRIC if metric.must_have_data and not metric.critical else Label.NODATA
+    return MetricOutcome(
+        name=metric.name, judge=metric.judge, label=label, reason=reason,
+        critical=metric.critical and label is Label.NODATA, muted=metric.muted,
+    )  # fmt: skip
+
+
+def _judge_metric(metric: MetricConfig, config: JudgeConfig, data: MetricData | None) -> MetricOutcome:
+    if data is None or data.error:
+        return _nodata(metric, data.error if data is not None else "not fetched")
+    if metric.judge == "threshold" and metric.threshold is not None:
+        res = _threshold(_rule(metric.threshold, metric.name), data, None)
+        failed = res.label in (Label.HIGH, Label.LOW)
+        if res.label is Label.NODATA:
+            return _nodata(metric, res.reason)
+        return MetricOutcome(
+            name=metric.name, judge=metric.judge, label=res.label, reason=res.reason,
+            critical=metric.critical and failed, muted=metric.muted,
+            details={"canary": _num(res.canary), "baseline": _num(res.baseline)},
+        )  # fmt: skip
+    return _mann_whitney(metric, config, data)
+
+
+def _mann_whitney(metric: MetricConfig, config: JudgeConfig, data: MetricData) -> MetricOutcome:
+    eff = metric.effect_size
+    options = MannWhitneyOptions(
+        direction=metric.direction, tolerance=config.mann_whitney.tolerance,
+        confidence=config.mann_whitney.confidence, effect_measure=eff.measure,
+        allowed_increase=eff.allowed_increase, allowed_decrease=eff.allowed_decrease,
+        critical_increase=eff.critical_increase, critical_decrease=eff.critical_decrease,
+        critical=metric.critical, must_have_data=metric.must_have_data, muted=metric.muted,
+        nan_strategy=metric.nan_strategy, outliers=metric.outliers.strategy,
+        outlier_factor=metric.outliers.factor,
+    )  # fmt: skip
+    res = classify(per_step_series(data, "canary"), per_step_series(data, "baseline"), options)
+    details: dict[str, Any] = {
+        "ratio": _num(res.ratio),
+        "canary_mean": _num(res.experiment.mean), "baseline_mean": _num(res.control.mean),
+        "canary_n": res.experiment.count, "baseline_n": res.control.count,
+    }  # fmt: skip
+    if res.test is not None:
+        details |= {
+            "p_value": _num(res.test.p_value), "lower": _num(res.test.lower),
+            "upper": _num(res.test.upper), "estimate": _num(res.test.estimate),
+        }  # fmt: skip
+    return MetricOutcome(
+        name=metric.name, judge=metric.judge, label=res.label, reason=res.reason,
+        critical=res.critical, muted=res.muted, details=details,
+    )  # fmt: skip
