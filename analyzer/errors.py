@@ -1,17 +1,17 @@
 """canaryd's one error tree; a dependency's exceptions are translated at their seam.
 
-    CanarydError
-    ├── InvalidInput            bad config, request or recording; names the field (HTTP 422, exit 2)
-    │   └── UnknownVariable     a query template names a variable nobody declared
-    ├── NotFound                no such canary or config (HTTP 404)
-    ├── Conflict                the action does not fit the canary's phase (HTTP 409)
-    ├── SourceError             the metrics source failed (down, timeout, 5xx, bad payload)
-    │   ├── SourceUnavailable   could not be reached or timed out
-    │   └── SourcePayloadError  answered, but with something we cannot use
-    ├── DeliveryError           a webhook delivery failed
-    │   ├── RetryableDelivery   5xx, 408, 429, timeout, connection error: try again later
-    │   └── PermanentDelivery   other 4xx, or a host that is not allowed
-    └── StoreError              the store failed or holds something unexpected
+CanarydError
+├── InvalidInput            bad config, request or recording; names the field (HTTP 422, exit 2)
+│   └── UnknownVariable     a query template names a variable nobody declared
+├── NotFound                no such canary or config (HTTP 404)
+├── Conflict                the action does not fit the canary's phase (HTTP 409)
+├── SourceError             the metrics source failed (down, timeout, 5xx, bad payload)
+│   ├── SourceUnavailable   could not be reached or timed out
+│   └── SourcePayloadError  answered, but with something we cannot use
+├── DeliveryError           a webhook delivery failed
+│   ├── RetryableDelivery   5xx, 408, 429, timeout, connection error: try again later
+│   └── PermanentDelivery   other 4xx, or a host that is not allowed
+└── StoreError              the store failed or holds something unexpected
 """
 
 from __future__ import annotations

@@ -68,15 +68,27 @@ class Evaluation:
         """JSON-ready evidence for the tick record."""
         return {
             "kill_switch": [
-                {"metric": k.metric, "label": str(k.label), "reason": k.reason,
-                 "canary": _num(k.canary), "baseline": _num(k.baseline)}
+                {
+                    "metric": k.metric,
+                    "label": str(k.label),
+                    "reason": k.reason,
+                    "canary": _num(k.canary),
+                    "baseline": _num(k.baseline),
+                }
                 for k in self.kill
-            ],  # fmt: skip
+            ],
             "metrics": [
-                {"name": m.name, "judge": m.judge, "label": str(m.label), "reason": m.reason,
-                 "critical": m.critical, "muted": m.muted, **m.details}
+                {
+                    "name": m.name,
+                    "judge": m.judge,
+                    "label": str(m.label),
+                    "reason": m.reason,
+                    "critical": m.critical,
+                    "muted": m.muted,
+                    **m.details,
+                }
                 for m in self.metrics
-            ],  # fmt: skip
+            ],
             "score": None if self.score is None else _score_record(self.score),
             "no_data": self.no_data_reason if self.no_data else None,
         }
@@ -125,9 +137,13 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
     outcomes = tuple(_judge_metric(m, config, window.metrics.get(m.name)) for m in config.metrics)
     scored = [
         ScoredMetric(
-            name=o.name, label=o.label, groups=(config.metric(o.name).group,),
-            critical=o.critical, muted=o.muted, reason=o.reason,
-        )  # fmt: skip
+            name=o.name,
+            label=o.label,
+            groups=(config.metric(o.name).group,),
+            critical=o.critical,
+            muted=o.muted,
+            reason=o.reason,
+        )
         for o in outcomes
     ]
     thresholds = config.score_thresholds
@@ -160,21 +176,27 @@ def _kill(rule: KillRule, config: JudgeConfig, window: Window) -> ThresholdResul
     if data is None or not _has_data(data):
         why = data.error if data is not None and data.error else "no data"
         nan = float("nan")
-        return ThresholdResult(metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan)
+        return ThresholdResult(
+            metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan
+        )
     span = rule.window if rule.window is not None else config.analysis_interval
     steps = max(1, math.ceil(span / config.step))
     return _threshold(_rule(rule, rule.metric), data, steps)
 
 
 def _nodata(metric: MetricConfig, reason: str) -> MetricOutcome:
-    label = Label.NODATA_FAIL_METRIC if metric.must_have_data and not metric.critical else Label.NODATA
+    label = (
+        Label.NODATA_FAIL_METRIC if metric.must_have_data and not metric.critical else Label.NODATA
+    )
     return MetricOutcome(
         name=metric.name, judge=metric.judge, label=label, reason=reason,
         critical=metric.critical and label is Label.NODATA, muted=metric.muted,
     )  # fmt: skip
 
 
-def _judge_metric(metric: MetricConfig, config: JudgeConfig, data: MetricData | None) -> MetricOutcome:
+def _judge_metric(
+    metric: MetricConfig, config: JudgeConfig, data: MetricData | None
+) -> MetricOutcome:
     if data is None or data.error:
         return _nodata(metric, data.error if data is not None else "not fetched")
     if metric.judge == "threshold" and metric.threshold is not None:

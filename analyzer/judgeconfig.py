@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 from pathlib import Path
@@ -56,7 +57,7 @@ def parse_duration(value: object) -> float:
     """Seconds from ``90``, ``"90s"``, ``"10m"``, ``"1h30m"`` or ``"500ms"`` (≥ 0)."""
     if isinstance(value, bool):
         msg = "a duration is a number of seconds or a string like '10m'"
-        raise ValueError(msg)  # noqa: TRY004 — pydantic expects ValueError from validators
+        raise ValueError(msg)
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and _DURATION.match(value.strip()):
@@ -64,7 +65,7 @@ def parse_duration(value: object) -> float:
     else:
         msg = f"invalid duration {value!r}: use a number of seconds or e.g. '90s', '10m', '1h30m'"
         raise ValueError(msg)
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+    if seconds < 0 or not math.isfinite(seconds):
         msg = f"a duration must be finite and ≥ 0, got {value!r}"
         raise ValueError(msg)
     return seconds
@@ -195,7 +196,9 @@ class KillRule(ThresholdLimits):
 
     metric: str = Field(pattern=_NAME)
     window: Duration | None = Field(
-        default=None, gt=0, description="trailing window the rule looks at (default: analysis_interval)"
+        default=None,
+        gt=0,
+        description="trailing window the rule looks at (default: analysis_interval)",
     )
 
 
@@ -271,9 +274,10 @@ class JudgeConfig(_Model):
                 where = f"metrics.{i}.query" + ("" if role == "query" else f".{role}")
                 for name in template_variables(template, where):
                     if name not in known:
+                        builtin, declared = sorted(BUILTIN_VARIABLES), sorted(self.variables)
                         msg = (
                             f"{where}: unknown variable ${{{name}}} "
-                            f"(built in: {sorted(BUILTIN_VARIABLES)}; declared: {sorted(self.variables)})"
+                            f"(built in: {builtin}; declared: {declared})"
                         )
                         raise ValueError(msg)
 
@@ -290,7 +294,8 @@ def template_variables(template: str, where: str = "query") -> list[str]:
     names: list[str] = []
     for match in string.Template.pattern.finditer(template):
         if match.group("invalid") is not None:
-            msg = f"{where}: malformed placeholder at offset {match.start()} (use ${{name}}, or $$ for $)"
+            offset = match.start()
+            msg = f"{where}: malformed placeholder at offset {offset} (use ${{name}}, or $$ for $)"
             raise ValueError(msg)
         name = match.group("named") or match.group("braced")
         if name:
@@ -327,7 +332,9 @@ def load_config(path: Path) -> JudgeConfig:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(str(path), f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise InvalidInput(
+            str(path), f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from None
     return parse_config(data, source=str(path))
 
 

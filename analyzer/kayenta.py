@@ -181,9 +181,13 @@ def judge_request(request: JudgeRequest) -> dict[str, Any]:
         judged.append((pair, metric, result))
     scored = [
         ScoredMetric(
-            name=pair.name, label=result.label, groups=tuple(metric.groups),
-            critical=result.critical, muted=result.muted, reason=result.reason,
-        )  # fmt: skip
+            name=pair.name,
+            label=result.label,
+            groups=tuple(metric.groups),
+            critical=result.critical,
+            muted=result.muted,
+            reason=result.reason,
+        )
         for pair, metric, result in judged
     ]
     thresholds = request.scoreThresholds
@@ -221,13 +225,18 @@ def _result_body(
             }  # fmt: skip
         results.append(
             {
-                "name": pair.name, "id": pair.id, "tags": pair.tags,
-                "classification": str(res.label), "classificationReason": res.reason,
-                "groups": metric.groups, "critical": res.critical, "muted": res.muted,
+                "name": pair.name,
+                "id": pair.id,
+                "tags": pair.tags,
+                "classification": str(res.label),
+                "classificationReason": res.reason,
+                "groups": metric.groups,
+                "critical": res.critical,
+                "muted": res.muted,
                 "controlMetadata": {"stats": _stats(res.control)},
                 "experimentMetadata": {"stats": _stats(res.experiment)},
                 "resultMetadata": meta,
-            }  # fmt: skip
+            }
         )
     groups = [
         {"name": g.name, "score": g.score, "classification": "", "classificationReason": ""}
@@ -236,9 +245,10 @@ def _result_body(
     return {
         "judgeName": judge_name,
         "score": {
-            "score": score.score, "classification": str(score.classification),
+            "score": score.score,
+            "classification": str(score.classification),
             "classificationReason": score.reason,
-        },  # fmt: skip
+        },
         "groupScores": groups,
         "results": results,
     }

@@ -182,7 +182,7 @@ class Window:
     @property
     def steps(self) -> int:
         """Number of steps in the window, both ends included."""
-        return int(round((self.end - self.start) / self.step_s)) + 1
+        return round((self.end - self.start) / self.step_s) + 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from judges.effect import cles, mean_ratio
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
 from judges.mannwhitney import MannWhitneyResult, mann_whitney_batch
 from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, FloatArray, Stats, describe, prepare
@@ -58,7 +57,7 @@ class MannWhitneyOptions:
     outlier_factor: float = DEFAULT_OUTLIER_FACTOR
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.tolerance or not math.isfinite(self.tolerance):
+        if not self.tolerance >= 0.0 or not math.isfinite(self.tolerance):
             msg = f"tolerance must be a finite number ≥ 0, got {self.tolerance!r}"
             raise ValueError(msg)
         if not 0.0 < self.confidence < 1.0:
@@ -165,26 +164,32 @@ def _describe_rows(rows: FloatArray) -> list[Stats]:
 def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> MetricJudgement | None:
     """Steps 1–3 of the decision (and ±Inf → Error); None when the test must run."""
     ex, ct = describe(x), describe(y)
-    base = {"muted": opts.muted, "experiment": ex, "control": ct}
+
+    def judged(
+        label: Label, why: str, *, critical: bool, ratio: float = math.nan
+    ) -> MetricJudgement:
+        return MetricJudgement(
+            label=label, reason=why, critical=critical, muted=opts.muted, ratio=ratio,
+            experiment=ex, control=ct,
+        )  # fmt: skip
+
     if x.size == 0 or y.size == 0:
         side = "canary" if x.size == 0 else "baseline"
         if opts.nan_strategy is NanStrategy.REPLACE:
             why = f"no {side} data; the replace NaN strategy counts that as a pass"
-            return MetricJudgement(label=Label.PASS, reason=why, critical=False, **base)
-        why = f"no {side} data"
+            return judged(Label.PASS, why, critical=False)
         if opts.must_have_data and not opts.critical:
-            return MetricJudgement(label=Label.NODATA_FAIL_METRIC, reason=why, critical=False, **base)
-        return MetricJudgement(label=Label.NODATA, reason=why, critical=opts.critical, **base)
+            return judged(Label.NODATA_FAIL_METRIC, f"no {side} data", critical=False)
+        return judged(Label.NODATA, f"no {side} data", critical=opts.critical)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         why = "values include ±Inf; cannot rank them meaningfully"
-        return MetricJudgement(label=Label.ERROR, reason=why, critical=opts.critical, **base)
-    same = x.size == y.size and bool(np.array_equal(np.sort(x), np.sort(y)))
-    if same:
-        why = "the canary and baseline data are identical"
-        return MetricJudgement(label=Label.PASS, reason=why, critical=False, ratio=1.0, **base)
+        return judged(Label.ERROR, why, critical=opts.critical)
+    if x.size == y.size and bool(np.array_equal(np.sort(x), np.sort(y))):
+        return judged(
+            Label.PASS, "the canary and baseline data are identical", critical=False, ratio=1.0
+        )
     if min(ex.min, ct.min) == max(ex.max, ct.max):
-        why = "one distinct value over both sides"
-        return MetricJudgement(label=Label.PASS, reason=why, critical=False, ratio=1.0, **base)
+        return judged(Label.PASS, "one distinct value over both sides", critical=False, ratio=1.0)
     return None
 
 
@@ -203,7 +208,7 @@ def _decide_rows(
         else:
             # Kayenta applies the thresholds to 1.0 when the ratio is undefined (zero mean).
             effect = 1.0 if math.isnan(ratio) else ratio
-        out.append(_label(test, effect, ratio, opts, ex, ct))
+        out.append(_label(test, effect, ratio, opts, ex=ex, ct=ct))
     return out
 
 
@@ -215,7 +220,7 @@ def _ratio(ex_mean: float, ct_mean: float) -> float:
 
 def _label(
     test: MannWhitneyResult, effect: float, ratio: float, opts: MannWhitneyOptions,
-    ex: Stats, ct: Stats,
+    *, ex: Stats, ct: Stats,
 ) -> MetricJudgement:  # fmt: skip
     band = opts.tolerance * abs(test.estimate)
     up = opts.direction in (Direction.INCREASE, Direction.EITHER)
@@ -227,7 +232,7 @@ def _label(
     elif down and test.upper < -band and effect <= opts.threshold("allowed_decrease"):
         label = Label.LOW
         critical = opts.critical and effect <= opts.threshold("critical_decrease")
-    reason = _reason(label, test, band, effect, opts, critical)
+    reason = _reason(label, test, band, effect, opts, critical=critical)
     return MetricJudgement(
         label=label, reason=reason, critical=critical, muted=opts.muted, effect=effect,
         ratio=ratio, test=test, experiment=ex, control=ct,
@@ -236,7 +241,7 @@ def _label(
 
 def _reason(
     label: Label, test: MannWhitneyResult, band: float, effect: float,
-    opts: MannWhitneyOptions, critical: bool,
+    opts: MannWhitneyOptions, *, critical: bool,
 ) -> str:  # fmt: skip
     pct = round(opts.confidence * 100, 2)
     shift = f"shift {test.estimate:.6g} ({pct:g}% CI [{test.lower:.6g}, {test.upper:.6g}])"

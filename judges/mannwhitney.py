@@ -145,7 +145,7 @@ def _tie_term(sorted_rows: FloatArray) -> FloatArray:
     if tied.size == 0:
         return out
     rows = equal_next[tied]
-    idx = np.broadcast_to(np.arange(n), rows.shape[:1] + (n,))
+    idx = np.broadcast_to(np.arange(n), (*rows.shape[:1], n))
     new_run = np.ones((tied.size, n), dtype=bool)
     new_run[:, 1:] = ~rows
     run_start = np.maximum.accumulate(np.where(new_run, idx, 0), axis=1)
@@ -194,22 +194,33 @@ def _chunk(
     lower = _root(diffs, zq * sigma0)
     upper = _root(diffs, -zq * sigma0)
     half = pairs // 2
-    if pairs % 2:
-        estimate = diffs[:, half]
-    else:
-        estimate = 0.5 * (diffs[:, half - 1] + diffs[:, half])
+    estimate = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
 
     constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
-    reasons = ["both sides constant: every pairwise difference is equal" if c else "" for c in constant]
+    reasons = [
+        "both sides constant: every pairwise difference is equal" if c else "" for c in constant
+    ]
     return [
         MannWhitneyResult(
-            u=ui, z=zi, p_value=pi, lower=lo, upper=hi, estimate=est,
-            confidence=confidence, reason=why,
-        )  # fmt: skip
+            u=ui,
+            z=zi,
+            p_value=pi,
+            lower=lo,
+            upper=hi,
+            estimate=est,
+            confidence=confidence,
+            reason=why,
+        )
         for ui, zi, pi, lo, hi, est, why in zip(
-            u.tolist(), z.tolist(), p.tolist(), lower.tolist(), upper.tolist(),
-            estimate.tolist(), reasons, strict=True,
-        )  # fmt: skip
+            u.tolist(),
+            z.tolist(),
+            p.tolist(),
+            lower.tolist(),
+            upper.tolist(),
+            estimate.tolist(),
+            reasons,
+            strict=True,
+        )
     ]
 
 

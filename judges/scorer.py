@@ -103,7 +103,9 @@ def score_groups(
         score, reason = 0.0, f"{share} metrics returned no data (≥ {NODATA_SHARE_THRESHOLD:g} %)"
     else:
         score, reason = _summary(groups, weights), ""
-    label = classify_score(score, pass_threshold=pass_threshold, marginal_threshold=marginal_threshold)
+    label = classify_score(
+        score, pass_threshold=pass_threshold, marginal_threshold=marginal_threshold
+    )
     return ScoreResult(score=score, groups=groups, classification=label, reason=reason)
 
 

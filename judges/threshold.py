@@ -35,7 +35,9 @@ class ThresholdRule:
     def __post_init__(self) -> None:
         bounds = (self.min, self.max, self.max_increase, self.max_ratio)
         if all(b is None for b in bounds):
-            msg = f"threshold rule for {self.metric!r} sets none of min, max, max_increase, max_ratio"
+            msg = (
+                f"threshold rule for {self.metric!r} sets none of min, max, max_increase, max_ratio"
+            )
             raise ValueError(msg)
         if self.min_points < 1 or self.min_exposure < 0:
             msg = f"threshold rule for {self.metric!r}: min_points ≥ 1 and min_exposure ≥ 0"
@@ -67,7 +69,9 @@ def threshold_series(
     nan = float("nan")
     if c.size < rule.min_points:
         why = f"{c.size} canary points < min_points {rule.min_points}"
-        return ThresholdResult(metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan)
+        return ThresholdResult(
+            metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan
+        )
     c_val = float(c.mean())
     b_val = float(b.mean()) if b.size else nan
     return _judge(rule, c_val, b_val)
@@ -85,7 +89,9 @@ def threshold_counts(
     nan = float("nan")
     if cn.sum() < max(rule.min_exposure, np.finfo(float).tiny):
         why = f"canary exposure {cn.sum():g} < min_exposure {rule.min_exposure:g}"
-        return ThresholdResult(metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan)
+        return ThresholdResult(
+            metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan
+        )
     c_val = float(ce.sum() / cn.sum())
     b_val = nan
     if baseline_events is not None and baseline_exposure is not None:
@@ -100,7 +106,9 @@ def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return arr[np.isfinite(arr)]
 
 
-def _paired(events: npt.ArrayLike, exposure: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _paired(
+    events: npt.ArrayLike, exposure: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     e = np.asarray(events, dtype=np.float64).ravel()
     n = np.asarray(exposure, dtype=np.float64).ravel()
     if e.shape != n.shape:
@@ -122,9 +130,14 @@ def _judge(rule: ThresholdRule, c: float, b: float) -> ThresholdResult:
     if rule.relative and math.isnan(b):
         return result(Label.NODATA, f"{name}: no baseline value to compare with")
     if rule.max_increase is not None and c - b > rule.max_increase:
-        return result(Label.HIGH, f"{name}: canary − baseline = {c - b:.6g} > max_increase {rule.max_increase:g}")
+        return result(
+            Label.HIGH,
+            f"{name}: canary − baseline = {c - b:.6g} > max_increase {rule.max_increase:g}",
+        )
     if rule.max_ratio is not None:
         ratio = c / b if b != 0 else (math.inf if c > 0 else 1.0)
         if ratio > rule.max_ratio:
-            return result(Label.HIGH, f"{name}: canary/baseline = {ratio:.4g} > max_ratio {rule.max_ratio:g}")
+            return result(
+                Label.HIGH, f"{name}: canary/baseline = {ratio:.4g} > max_ratio {rule.max_ratio:g}"
+            )
     return result(Label.PASS, f"{name}: canary {c:.6g} within its limits")
