@@ -9,7 +9,8 @@ The decision for one metric, in order (kayenta-judge ``classifiers/metric/MannWh
 4. otherwise the shift interval [lower, upper] at ``confidence`` is compared with the tolerance
    band ±tolerance·|estimate|: ``High`` when lower > band and the effect size reaches
    ``allowed_increase`` (direction increase/either), ``Low`` when upper < −band and the effect
-   size is at most ``allowed_decrease`` (direction decrease/either), else ``Pass``;
+   size is at most ``allowed_decrease`` (direction decrease/either), else ``Pass``. An
+   undefined effect (meanRatio with a zero mean) passes the gates, as in Kayenta;
 5. a critical metric whose High (Low) effect reaches ``critical_increase`` (``critical_decrease``)
    is flagged critical, which fails the whole canary in the scorer; so is a critical Nodata.
 
@@ -206,8 +207,7 @@ def _decide_rows(
         if opts.effect_measure is EffectMeasure.CLES:
             effect = test.u / (x.shape[1] * y.shape[1])
         else:
-            # Kayenta applies the thresholds to 1.0 when the ratio is undefined (zero mean).
-            effect = 1.0 if math.isnan(ratio) else ratio
+            effect = ratio  # NaN when a mean is 0: the gates then let the test decide
         out.append(_label(test, effect, ratio, opts, ex=ex, ct=ct))
     return out
 
@@ -226,17 +226,27 @@ def _label(
     up = opts.direction in (Direction.INCREASE, Direction.EITHER)
     down = opts.direction in (Direction.DECREASE, Direction.EITHER)
     label, critical = Label.PASS, False
-    if up and test.lower > band and effect >= opts.threshold("allowed_increase"):
+    if up and test.lower > band and _at_least(effect, opts.threshold("allowed_increase")):
         label = Label.HIGH
-        critical = opts.critical and effect >= opts.threshold("critical_increase")
-    elif down and test.upper < -band and effect <= opts.threshold("allowed_decrease"):
+        critical = opts.critical and _at_least(effect, opts.threshold("critical_increase"))
+    elif down and test.upper < -band and _at_most(effect, opts.threshold("allowed_decrease")):
         label = Label.LOW
-        critical = opts.critical and effect <= opts.threshold("critical_decrease")
+        critical = opts.critical and _at_most(effect, opts.threshold("critical_decrease"))
     reason = _reason(label, test, band, effect, opts, critical=critical)
     return MetricJudgement(
         label=label, reason=reason, critical=critical, muted=opts.muted, effect=effect,
         ratio=ratio, test=test, experiment=ex, control=ct,
     )  # fmt: skip
+
+
+def _at_least(effect: float, threshold: float) -> bool:
+    """Effect gate for High; an undefined effect (a zero mean) does not block, as in Kayenta."""
+    return math.isnan(effect) or effect >= threshold
+
+
+def _at_most(effect: float, threshold: float) -> bool:
+    """Effect gate for Low; an undefined effect does not block."""
+    return math.isnan(effect) or effect <= threshold
 
 
 def _reason(
