@@ -87,8 +87,9 @@ def describe(values: FloatArray) -> Stats:
     if n == 0:
         nan = float("nan")
         return Stats(count=0, mean=nan, std=nan, min=nan, max=nan)
-    std = float(np.std(values, ddof=1)) if n > 1 else 0.0
-    return Stats(
-        count=n, mean=float(values.mean()), std=std,
-        min=float(values.min()), max=float(values.max()),
-    )  # fmt: skip
+    # ±Inf (reported by the classifier as Error) makes inf − inf in the deviations: the mean
+    # and std are then ±Inf or NaN, quietly, as the other statistics of such a side.
+    with np.errstate(invalid="ignore", over="ignore"):
+        std = float(np.std(values, ddof=1)) if n > 1 else 0.0
+        mean = float(values.mean())
+    return Stats(count=n, mean=mean, std=std, min=float(values.min()), max=float(values.max()))
