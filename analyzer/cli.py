@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a failure while running, 2 bad input (the message names
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -47,6 +48,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(_args: argparse.Namespace) -> int:
+    from analyzer.daemon import Daemon  # noqa: PLC0415 — the daemon's imports are not needed by judge/validate
+    from analyzer.logs import configure_logging  # noqa: PLC0415
+    from analyzer.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return asyncio.run(Daemon(settings).serve())
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from analyzer.demo import run_demo  # noqa: PLC0415 — only the demo needs the simulators
+
+    return asyncio.run(run_demo(keep=args.keep, timeout_s=args.timeout))
+
+
 def _cmd_schema(_args: argparse.Namespace) -> int:
     print(json.dumps(JudgeConfig.model_json_schema(by_alias=True), indent=2))
     return EXIT_OK
@@ -61,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check judge config files (YAML or JSON)")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
     validate.set_defaults(run=_cmd_validate)
+    serve = sub.add_parser("serve", help="run the daemon (settings from CANARYD_* variables)")
+    serve.set_defaults(run=_cmd_serve)
+    demo = sub.add_parser("demo", help="run the daemon against simulated services, no setup")
+    demo.add_argument("--keep", action="store_true", help="stay up afterwards for a look")
+    demo.add_argument("--timeout", type=float, default=180.0, help="give up after SECONDS")
+    demo.set_defaults(run=_cmd_demo)
     schema = sub.add_parser("schema", help="print the judge config's JSON Schema")
     schema.set_defaults(run=_cmd_schema)
     return parser

@@ -1,0 +1,84 @@
+"""From a validated registration request to a :class:`~analyzer.fleet.Registration`.
+
+Everything that can be checked before a canary exists is checked here, each failure naming
+its field: the config (stored by name, or inline), declared variables, every query template
+rendered for both sides (so label values are escaped and unknown variables caught now, not at
+the first tick), the webhook host, and for the scrape source the targets and query shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.api.schemas import RegisterRequest, SideIn
+from analyzer.catalog import Catalog
+from analyzer.errors import InvalidInput, NotFound
+from analyzer.fleet import Registration
+from analyzer.judgeconfig import JudgeConfig, parse_config
+from analyzer.model import Mode, Side, Stage
+from analyzer.sources.promql import render
+from analyzer.sources.scrape import check_supported
+from analyzer.webhooks import check_webhook_url
+
+__all__ = ["build_registration"]
+
+
+async def _config(spec: RegisterRequest, catalog: Catalog) -> tuple[str, JudgeConfig]:
+    if spec.config_inline is not None:
+        try:
+            config = parse_config(spec.config_inline, source="config_inline")
+        except InvalidInput as exc:
+            first = exc.message.splitlines()[0]
+            raise InvalidInput(f"config_inline.{first.split(':', 1)[0]}", exc.message) from None
+        version = await catalog.put(config)
+        return version.hash, config
+    name = spec.config or ""
+    try:
+        return await catalog.current(name)
+    except NotFound:
+        raise InvalidInput("config", f"no stored config named {name!r}") from None
+
+
+def _check_queries(
+    spec: RegisterRequest, config: JudgeConfig, variables: dict[str, str], scrape: bool
+) -> None:
+    for side_name, side in (("baseline", spec.baseline), ("canary", spec.canary)):
+        for i, metric in enumerate(config.metrics):
+            for role, template in metric.templates().items():
+                where = f"{side_name}: metrics.{i}.query" + ("" if role == "query" else f".{role}")
+                query = render(
+                    template, labels=side.labels, step_s=config.step,
+                    window_s=config.analysis_interval, variables=variables, where=where,
+                )  # fmt: skip
+                if scrape:
+                    check_supported(query, where=where)
+
+
+def _side(side: SideIn, name: str, scrape: bool) -> Side:
+    if scrape and not side.targets:
+        raise InvalidInput(f"{name}.targets", "the scrape source needs the side's /metrics URLs")
+    return Side(labels=dict(side.labels), targets=tuple(side.targets))
+
+
+async def build_registration(
+    spec: RegisterRequest, body: dict[str, Any], catalog: Catalog, allowed_hosts: list[str],
+    scrape: bool,
+) -> Registration:  # fmt: skip
+    """Validate everything about a registration; InvalidInput names the field."""
+    digest, config = await _config(spec, catalog)
+    undeclared = sorted(set(spec.variables) - set(config.variables))
+    if undeclared:
+        raise InvalidInput(f"variables.{undeclared[0]}", "not declared by the config's variables")
+    variables = {**config.variables, **spec.variables}
+    baseline = _side(spec.baseline, "baseline", scrape)
+    canary = _side(spec.canary, "canary", scrape)
+    _check_queries(spec, config, variables, scrape)
+    url = spec.webhook.url if spec.webhook is not None else None
+    if url is not None and spec.mode is Mode.LIVE:
+        check_webhook_url(url, allowed_hosts)
+    stages = tuple(Stage(weight=s.weight, duration_s=s.duration) for s in spec.stages)
+    return Registration(
+        name=spec.name, service=spec.service, config_hash=digest, config_name=config.name,
+        baseline=baseline, canary=canary, stages=stages, webhook_url=url, mode=spec.mode,
+        metadata=dict(spec.metadata), variables=dict(spec.variables), body=body,
+    )  # fmt: skip

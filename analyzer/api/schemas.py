@@ -1,0 +1,256 @@
+"""Request and response schemas of the HTTP API (v1); pydantic lives only at this edge."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from analyzer.judgeconfig import Duration
+from analyzer.model import Canary, Decision, Delivery, Mode, Phase, Tick
+
+__all__ = [
+    "ActionRequest",
+    "CanaryOut",
+    "ConfigOut",
+    "DecisionOut",
+    "DeliveryOut",
+    "ErrorOut",
+    "RegisterRequest",
+    "TickOut",
+    "ValidateOut",
+    "VerdictOut",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$"
+_LABEL = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SideIn(_In):
+    """One deployment: label matchers (and exposition endpoints for the scrape source)."""
+
+    labels: dict[str, str] = Field(min_length=1, max_length=20)
+    targets: list[str] = Field(default=[], max_length=32)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name, value in labels.items():
+            if not _valid_label(name):
+                msg = f"invalid label name {name!r}: use [A-Za-z_][A-Za-z0-9_]*, not starting __"
+                raise ValueError(msg)
+            if len(value) > 1024 or "\x00" in value:
+                msg = f"label {name!r}: value longer than 1024 characters or containing NUL"
+                raise ValueError(msg)
+        return labels
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            if not target.startswith(("http://", "https://")) or len(target) > 2048:
+                msg = f"target {target[:80]!r} is not an http(s) URL"
+                raise ValueError(msg)
+        return targets
+
+
+def _valid_label(name: str) -> bool:
+    import re  # noqa: PLC0415 — local: only the validator needs it
+
+    return bool(re.match(_LABEL, name)) and not name.startswith("__")
+
+
+class StageIn(_In):
+    """A traffic stage: the canary's weight in percent and the stage's minimum time."""
+
+    weight: float = Field(gt=0, le=100)
+    duration: Duration
+
+
+class WebhookIn(_In):
+    """Where decisions are delivered."""
+
+    url: str = Field(min_length=8, max_length=2048)
+
+
+class RegisterRequest(_In):
+    """``POST /api/v1/canaries``: register a canary."""
+
+    name: str = Field(pattern=_NAME)
+    service: str = Field(pattern=_NAME)
+    config: str | None = Field(default=None, min_length=1, max_length=200)
+    config_inline: dict[str, Any] | None = None
+    baseline: SideIn
+    canary: SideIn
+    stages: list[StageIn] = Field(min_length=1, max_length=20)
+    webhook: WebhookIn | None = None
+    mode: Mode = Mode.LIVE
+    metadata: dict[str, str | int | float | bool | None] = Field(default={}, max_length=50)
+    variables: dict[str, str] = Field(default={}, max_length=50)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.config is None) == (self.config_inline is None):
+            msg = "give exactly one of config (a stored config's name) or config_inline"
+            raise ValueError(msg)
+        weights = [s.weight for s in self.stages]
+        if weights != sorted(weights):
+            msg = f"stages: weights must not decrease, got {weights}"
+            raise ValueError(msg)
+        if self.mode is Mode.LIVE and self.webhook is None:
+            msg = "webhook: required for a live canary (use mode: dry-run to judge without one)"
+            raise ValueError(msg)
+        for key, value in self.metadata.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                msg = f"metadata.{key}: must be a finite number"
+                raise ValueError(msg)
+        return self
+
+
+class ActionRequest(_In):
+    """Body of abort / promote / pause / resume (optional)."""
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class ErrorOut(BaseModel):
+    """Every error response."""
+
+    error: str
+    field: str | None = None
+    detail: list[str] = []
+
+
+class TickOut(BaseModel):
+    """One recorded tick with its evidence."""
+
+    seq: int
+    at: float
+    phase: Phase
+    stage: int
+    verdict: str
+    score: float | None
+    reason: str
+    duration_s: float
+    results: dict[str, Any]
+
+    @classmethod
+    def of(cls, tick: Tick) -> TickOut:
+        """From the domain tick."""
+        return cls(
+            seq=tick.seq, at=tick.at, phase=tick.phase, stage=tick.stage_index,
+            verdict=str(tick.verdict), score=tick.score, reason=tick.reason,
+            duration_s=tick.duration_s, results=tick.results,
+        )  # fmt: skip
+
+
+class DecisionOut(BaseModel):
+    """One recorded decision."""
+
+    seq: int
+    action: str
+    reason: str
+    score: float | None
+    stage: int
+    weight: float
+    decided_at: float
+    phase_after: Phase
+    delivery_id: str
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionOut:
+        """From the domain decision."""
+        return cls(
+            seq=decision.seq, action=str(decision.action), reason=decision.reason,
+            score=decision.score, stage=decision.stage_index, weight=decision.weight,
+            decided_at=decision.decided_at, phase_after=decision.phase_after,
+            delivery_id=decision.delivery_id,
+        )  # fmt: skip
+
+
+class DeliveryOut(BaseModel):
+    """One webhook delivery and where it stands."""
+
+    delivery_id: str
+    event: str
+    url: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str
+    delivered_at: float | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        """From the domain delivery."""
+        return cls(
+            delivery_id=d.delivery_id, event=d.event, url=d.url, state=str(d.state),
+            attempts=d.attempts, next_attempt_at=d.next_attempt_at, last_error=d.last_error,
+            delivered_at=d.delivered_at,
+        )  # fmt: skip
+
+
+class CanaryOut(BaseModel):
+    """A canary's state, and with ``?detail`` its ticks, decisions and deliveries."""
+
+    id: str
+    name: str
+    service: str
+    phase: Phase
+    mode: Mode
+    stage: int
+    weight: float
+    stages: list[dict[str, float]]
+    config: str
+    config_hash: str
+    score: float | None
+    reason: str
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Any]
+    ticks: list[TickOut] | None = None
+    decisions: list[DecisionOut] | None = None
+    deliveries: list[DeliveryOut] | None = None
+
+    @classmethod
+    def of(cls, c: Canary) -> CanaryOut:
+        """From the domain canary (without history)."""
+        return cls(
+            id=c.id, name=c.name, service=c.service, phase=c.phase, mode=c.mode,
+            stage=c.stage_index, weight=c.stage.weight,
+            stages=[{"weight": s.weight, "duration_s": s.duration_s} for s in c.stages],
+            config=c.config_name, config_hash=c.config_hash, score=c.last_score,
+            reason=c.last_reason, created_at=c.created_at, updated_at=c.updated_at,
+            metadata=c.metadata,
+        )  # fmt: skip
+
+
+class VerdictOut(BaseModel):
+    """``GET /api/v1/canaries/{id}/verdict``."""
+
+    verdict: Literal["pass", "fail", "running", "inconclusive", "none"]
+    score: float | None
+    phase: Phase
+    reason: str
+
+
+class ConfigOut(BaseModel):
+    """A stored judge config version."""
+
+    name: str
+    hash: str
+    created_at: float
+    body: dict[str, Any]
+
+
+class ValidateOut(BaseModel):
+    """``POST /api/v1/configs/validate``."""
+
+    valid: bool
+    hash: str | None = None
+    errors: list[str] = []

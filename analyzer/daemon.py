@@ -1,0 +1,172 @@
+"""``canaryd serve``: wire the store, source, fleet, scheduler, webhooks and API, and run them.
+
+Start-up: open the store (migrations), load the judge configs from ``CANARYD_CONFIG_DIR``,
+resume the stored canaries, start the scheduler and the webhook dispatcher, then serve the API
+and report ready. Shutdown follows uvicorn's order: stop accepting (registrations get 503, the
+listener closes), let the in-flight ticks and deliveries finish within the grace period, then
+cancel what is left and close the session and the store. A second SIGTERM forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from analyzer.api.app import ApiContext, build_app, parse_tokens
+from analyzer.catalog import Catalog
+from analyzer.clock import Clock, SystemClock
+from analyzer.fleet import Fleet
+from analyzer.scheduler import Scheduler
+from analyzer.settings import Settings
+from analyzer.sources import MetricSource
+from analyzer.sources.prometheus import PrometheusSource
+from analyzer.sources.scrape import ScrapeSource
+from analyzer.store.sqlite import SqliteStore
+from analyzer.telemetry import Telemetry
+from analyzer.webhooks import WebhookDispatcher
+
+__all__ = ["Daemon"]
+
+log = structlog.get_logger("canaryd.daemon")
+
+
+@dataclass(slots=True)
+class Daemon:
+    """One canaryd process."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    ctx: ApiContext | None = None
+
+    def _source(self, session: aiohttp.ClientSession) -> MetricSource:
+        s = self.settings
+        if s.prometheus_url:
+            return PrometheusSource(
+                s.prometheus_url, session, timeout_s=s.source_timeout_s,
+                max_concurrency=s.max_concurrency,
+            )  # fmt: skip
+        return ScrapeSource(
+            session, timeout_s=s.source_timeout_s, max_concurrency=s.max_concurrency,
+            clock=self.clock,
+        )  # fmt: skip
+
+    def _public_url(self) -> str:
+        s = self.settings
+        return s.public_url or f"http://{s.listen}"
+
+    async def _components(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: everything with a lifetime, started before serving, stopped after."""
+        s = self.settings
+        store = SqliteStore(s.sqlite_path)
+        await store.open()
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.source_timeout_s))
+        source = self._source(session)
+        catalog = Catalog(store, self.clock)
+        loaded = await catalog.load_dir(s.config_dir)
+        fleet = Fleet(store, catalog, self.clock, self.telemetry, public_url=self._public_url())
+        scheduler = Scheduler(fleet, source, self.clock, max_concurrency=s.max_concurrency)
+        fleet.on_change = scheduler.poke
+        resumed = await fleet.load()
+        self.telemetry.watch_phases(fleet.phase_counts)
+        dispatcher = WebhookDispatcher(
+            store, session, self.clock, secret=s.webhook_secret.get_secret_value(),
+            allowed_hosts=s.webhook_allowed_hosts, timeout_s=s.webhook_timeout_s,
+            max_backoff_s=s.webhook_max_backoff_s, give_up_after_s=s.webhook_give_up_s,
+            rng=random.Random(),  # noqa: S311 — backoff jitter, not cryptography
+            on_outcome=self._count_delivery,
+        )  # fmt: skip
+        ctx = app[_CTX_HOLDER]
+        ctx.fleet = fleet
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(scheduler.run(stop), name="scheduler"),
+            asyncio.create_task(dispatcher.run(stop), name="webhooks"),
+        ]
+        ctx.ready = True
+        log.info("daemon.started", listen=s.listen, configs=loaded, resumed=resumed,
+                 source="prometheus" if s.prometheus_url else "scrape")  # fmt: skip
+        try:
+            yield
+        finally:
+            fleet.accepting = False
+            stop.set()
+            await _finish(tasks, s.shutdown_grace_s)
+            await source.close()
+            await session.close()
+            await store.close()
+            log.info("daemon.stopped")
+
+    def _count_delivery(self, outcome: str) -> None:
+        self.telemetry.deliveries.labels(outcome=outcome).inc()
+
+    def build(self) -> web.Application:
+        """The application with its components attached (started by the runner)."""
+        s = self.settings
+        tokens = parse_tokens([t.get_secret_value() for t in s.api_tokens])
+        placeholder = _Unstarted()
+        self.ctx = ApiContext(
+            fleet=placeholder, telemetry=self.telemetry, tokens=tokens,  # type: ignore[arg-type]
+            allowed_hosts=s.webhook_allowed_hosts, scrape_mode=not s.prometheus_url,
+        )  # fmt: skip
+        app = build_app(self.ctx, max_body_bytes=s.max_body_bytes)
+        app[_CTX_HOLDER] = self.ctx
+        app.cleanup_ctx.append(self._components)
+        return app
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        app = self.build()
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        await site.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+        await self.stopping.wait()
+        log.info("daemon.stopping", grace_s=self.settings.shutdown_grace_s)
+        if self.ctx is not None:
+            self.ctx.ready = False
+            with contextlib.suppress(AttributeError):
+                self.ctx.fleet.accepting = False
+        await runner.cleanup()
+        return 0
+
+    def _on_signal(self) -> None:
+        if self.stopping.is_set():
+            log.warning("daemon.forced_exit")
+            os._exit(1)
+        self.stopping.set()
+
+
+class _Unstarted:
+    """Stands in for the fleet until the components have started (readyz says not ready)."""
+
+    accepting = False
+    canaries: ClassVar[dict[str, object]] = {}
+
+
+_CTX_HOLDER = web.AppKey("ctx_holder", ApiContext)
+
+
+async def _finish(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Let tasks end by themselves within the grace period, then cancel the rest."""
+    _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("daemon.task_failed", task=task.get_name(), error=repr(result))

@@ -1,0 +1,321 @@
+"""``canaryd demo``: the whole product on loopback, with nothing installed.
+
+It starts the real daemon (SQLite, scrape source) and, beside it, two simulated services, each
+with a baseline and a canary deployment that expose real Prometheus metrics — ``checkout``'s
+canary is healthy, ``search``'s has 5× the error rate and +80 ms latency — and a deploy-system
+stand-in that verifies and records the signed webhooks. It registers both canaries over the
+HTTP API, prints their progress, and ends when the bad one is rolled back and the good one
+promoted, listing the webhooks received. ``--keep`` leaves everything up for a look at the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from analyzer.daemon import Daemon
+from analyzer.logs import configure_logging
+from analyzer.settings import Settings
+from analyzer.webhooks import verify
+
+__all__ = ["DEMO_CONFIG", "DeployStandIn", "SimulatedDeployment", "run_demo"]
+
+LATENCY_BUCKETS = (*(round(0.025 * i, 3) for i in range(1, 41)), 1.5, 2.0, 5.0)
+
+DEMO_CONFIG: dict[str, Any] = {
+    "name": "demo-golden-signals",
+    "description": "The demo's judge config: error ratio and p99 latency, 1 s steps.",
+    "step": "1s",
+    "analysis_interval": "10s",
+    "score_thresholds": {"pass": 75, "marginal": 50},
+    "groups": {"errors": 60, "latency": 40},
+    "metrics": [
+        {
+            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
+            "direction": "increase", "critical": True,
+            "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
+            "query": {
+                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
+                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
+            },
+        },
+        {
+            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
+            "query": "histogram_quantile(0.99, sum by (le) "
+            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
+        },
+    ],
+    "kill_switch": [
+        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "10s"},
+        {"metric": "latency_p99", "max_increase": 0.05, "min_points": 5, "window": "10s"},
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class SimulatedDeployment:
+    """One deployment: Poisson traffic with an error rate and a log-normal latency."""
+
+    name: str
+    error_rate: float
+    latency_s: float
+    rps: float = 300.0
+    seed: int = 0
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        self.requests = Counter(
+            "http_requests", "Requests served.", ["code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Request latency.", buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )  # fmt: skip
+
+    def advance(self, seconds: float) -> None:
+        """Serve ``seconds`` worth of simulated requests."""
+        n = int(self.rng.poisson(self.rps * seconds))
+        errors = int(self.rng.binomial(n, self.error_rate))
+        self.requests.labels(code="200").inc(n - errors)
+        if errors:
+            self.requests.labels(code="503").inc(errors)
+        for value in self.rng.lognormal(np.log(self.latency_s), 0.25, size=n).tolist():
+            self.latency.observe(value)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """GET /metrics: the Prometheus exposition."""
+        return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+
+@dataclass
+class DeployStandIn:
+    """The deploy system's side: receives, verifies and records the webhooks."""
+
+    secret: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def hook(self, request: web.Request) -> web.Response:
+        """POST /hooks/canary: 401 on a bad signature, else record and 204."""
+        body = await request.read()
+        if not verify(body, self.secret, request.headers.get("X-Canaryd-Signature-256", "")):
+            return web.Response(status=401, text="bad signature")
+        event = json.loads(body)
+        event["delivery"] = request.headers.get("X-Canaryd-Delivery", "")
+        self.received.append(event)
+        return web.Response(status=204)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound port only here
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    return runner, int(sockets[0].getsockname()[1])
+
+
+@dataclass
+class _Fleet:
+    deployments: dict[str, SimulatedDeployment]
+    runners: list[web.AppRunner] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        for name, dep in self.deployments.items():
+            app = web.Application()
+            app.router.add_get("/metrics", dep.metrics)
+            runner, port = await _serve(app)
+            self.runners.append(runner)
+            self.urls[name] = f"http://127.0.0.1:{port}/metrics"
+
+    async def traffic(self, stop: asyncio.Event) -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for dep in self.deployments.values():
+                dep.advance(now - last)
+            last = now
+
+
+def _deployments() -> dict[str, SimulatedDeployment]:
+    return {
+        "checkout-baseline": SimulatedDeployment("checkout-baseline", 0.005, 0.120, seed=1),
+        "checkout-canary": SimulatedDeployment("checkout-canary", 0.005, 0.120, seed=2),
+        "search-baseline": SimulatedDeployment("search-baseline", 0.005, 0.120, seed=3),
+        "search-canary": SimulatedDeployment("search-canary", 0.025, 0.200, seed=4),
+    }
+
+
+def _registration(service: str, version: str, urls: dict[str, str], hook: str) -> dict[str, Any]:
+    return {
+        "name": f"{service}-{version}", "service": service, "config_inline": DEMO_CONFIG,
+        "baseline": {"labels": {"deployment": f"{service}-baseline"},
+                     "targets": [urls[f"{service}-baseline"]]},
+        "canary": {"labels": {"deployment": f"{service}-canary"},
+                   "targets": [urls[f"{service}-canary"]]},
+        "stages": [{"weight": 10, "duration": "20s"}, {"weight": 50, "duration": "20s"},
+                   {"weight": 100, "duration": "0s"}],
+        "webhook": {"url": hook}, "mode": "live",
+        "metadata": {"commit": secrets.token_hex(4)},
+    }  # fmt: skip
+
+
+def _line(c: dict[str, Any]) -> str:
+    score = "-" if c.get("score") is None else f"{c['score']:g}"
+    stage = f"{c['stage'] + 1}/{len(c['stages'])} ({c['weight']:g}%)"
+    return (
+        f"  {c['name']:<18} {c['phase']:<12} stage {stage:<12} score {score:<6} {c['reason'][:90]}"
+    )
+
+
+async def _watch(
+    client: aiohttp.ClientSession, api: str, ids: list[str], deadline: float
+) -> list[dict[str, Any]]:
+    states: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        states = []
+        for cid in ids:
+            async with client.get(f"{api}/api/v1/canaries/{cid}/verdict") as _:
+                pass
+            async with client.get(f"{api}/api/v1/canaries/{cid}") as resp:
+                states.append(await resp.json())
+        print(time.strftime("%H:%M:%S"), *(_line(c) for c in states), sep="\n", flush=True)
+        if all(c["phase"] in ("promoted", "rolled_back", "aborted", "failed") for c in states):
+            return states
+        await asyncio.sleep(3.0)
+    return states
+
+
+async def _delivered(
+    client: aiohttp.ClientSession, api: str, ids: list[str], deadline: float
+) -> None:
+    while time.monotonic() < deadline:
+        done = True
+        for cid in ids:
+            async with client.get(f"{api}/api/v1/canaries/{cid}") as resp:
+                body = await resp.json()
+            done &= all(d["state"] != "pending" for d in body.get("deliveries") or [])
+        if done:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
+    """Run the demo; 0 when the bad canary was rolled back and the good one promoted."""
+    configure_logging("warning")
+    secret, token = secrets.token_hex(16), secrets.token_hex(16)
+    deployments = _deployments()
+    sims = _Fleet(deployments)
+    await sims.start()
+    stand_in = DeployStandIn(secret)
+    hook_app = web.Application()
+    hook_app.router.add_post("/hooks/canary", stand_in.hook)
+    hook_runner, hook_port = await _serve(hook_app)
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="canaryd-demo-") as tmp:
+        settings = Settings(
+            listen=f"127.0.0.1:{port}", database_url=f"sqlite:///{tmp}/canaryd.db",
+            api_tokens=[token], webhook_secret=secret,
+            webhook_allowed_hosts=[f"127.0.0.1:{hook_port}"], config_dir=Path(tmp) / "configs",
+            shutdown_grace_s=5.0,
+        )  # fmt: skip
+        daemon = Daemon(settings)
+        runner = web.AppRunner(daemon.build(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(sims.traffic(stop))
+                try:
+                    code = await _drive(
+                        settings,
+                        token,
+                        sims,
+                        stand_in,
+                        hook_port=hook_port,
+                        keep=keep,
+                        timeout_s=timeout_s,
+                    )
+                finally:
+                    stop.set()
+        finally:
+            await runner.cleanup()
+            await hook_runner.cleanup()
+            for r in sims.runners:
+                await r.cleanup()
+    return code
+
+
+async def _drive(
+    settings: Settings, token: str, sims: _Fleet, stand_in: DeployStandIn,
+    *, hook_port: int, keep: bool, timeout_s: float,
+) -> int:  # fmt: skip
+    api = f"http://{settings.listen}"
+    hook = f"http://127.0.0.1:{hook_port}/hooks/canary"
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout_s
+    print(f"canaryd demo: daemon at {api}; deploy-system stand-in at {hook}", flush=True)
+    async with aiohttp.ClientSession(headers=headers) as client:
+        ids = []
+        for service, version in (("checkout", "2.3.1"), ("search", "5.0.0")):
+            body = _registration(service, version, sims.urls, hook)
+            async with client.post(f"{api}/api/v1/canaries", json=body) as resp:
+                created = await resp.json()
+                if resp.status != 201:
+                    print(f"registration failed ({resp.status}): {created}", file=sys.stderr)
+                    return 1
+            print(f"registered {created['name']} as {created['id']}", flush=True)
+            ids.append(created["id"])
+        states = await _watch(client, api, ids, deadline)
+        await _delivered(client, api, ids, min(deadline, time.monotonic() + 30))
+        ok = _summary(states, stand_in)
+        if keep:
+            print(
+                f"\n--keep: the API stays up at {api} (token {token}); Ctrl-C to stop.", flush=True
+            )
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+    return 0 if ok else 1
+
+
+def _summary(states: list[dict[str, Any]], stand_in: DeployStandIn) -> bool:
+    phases = {c["service"]: c["phase"] for c in states}
+    print("\nwebhooks received by the deploy system (signatures verified):")
+    for event in stand_in.received:
+        print(f"  {event['delivery']:<36} {event['event']:<9} {event['name']:<16} "
+              f"weight {event['weight']:g}%  {event['reason'][:80]}")  # fmt: skip
+    events = {(e["service"], e["event"]) for e in stand_in.received}
+    ok = (
+        phases.get("search") == "rolled_back" and phases.get("checkout") == "promoted"
+        and ("search", "rollback") in events and ("checkout", "promote") in events
+    )  # fmt: skip
+    verdict = "as expected" if ok else "NOT as expected"
+    print(f"\nresult: search {phases.get('search')}, checkout {phases.get('checkout')} — {verdict}")
+    return ok

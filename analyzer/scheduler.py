@@ -1,0 +1,212 @@
+"""The hot loop: find the due canaries, and tick them — fetch → judge → decide → record.
+
+One wake-up handles every canary that is due: their windows are fetched concurrently (bounded
+by a semaphore, each with the source's timeout) over the process's one ``ClientSession``;
+their judging — the CPU work — runs as ONE batch in a worker thread so the event loop never
+stalls; then each canary's decision is taken and recorded under its lock. Ticks are due on a
+fixed grid (``anchor + k·step``), so the work time is subtracted from the sleep and ticks do not
+drift; a wake-up that comes late skips to the next slot rather than piling up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from analyzer.clock import Clock
+from analyzer.evaluation import Evaluation, evaluate
+from analyzer.fleet import Fleet
+from analyzer.judgeconfig import JudgeConfig
+from analyzer.lifecycle import Step, next_step, wants_score
+from analyzer.model import Canary, Phase, Tick, Window
+from analyzer.sources import FetchRequest, MetricQuery, MetricSource
+
+__all__ = ["Due", "Scheduler"]
+
+log = structlog.get_logger("canaryd.scheduler")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Due:
+    """A canary due for a tick, with what its tick needs."""
+
+    canary: Canary
+    config: JudgeConfig
+    due_at: float
+    score_now: bool
+
+
+class Scheduler:
+    """Ticks every live canary on its step grid."""
+
+    def __init__(
+        self, fleet: Fleet, source: MetricSource, clock: Clock, *, max_concurrency: int = 256,
+    ) -> None:  # fmt: skip
+        self.fleet = fleet
+        self.source = source
+        self.clock = clock
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._next_due: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self.in_flight = 0
+
+    def poke(self) -> None:
+        """Something changed (a registration, an action): look at the canaries again now."""
+        self._wake.set()
+
+    # -- schedule ---------------------------------------------------------------------------
+    def _slot_after(self, canary: Canary, config: JudgeConfig, now: float) -> float:
+        """The first grid time strictly after ``now``."""
+        if canary.phase is Phase.WARMUP:
+            return max(canary.created_at + config.warmup, now + 1e-3)
+        anchor = canary.analysis_started_at or canary.created_at
+        k = math.floor((now - anchor) / config.step + 1e-9) + 1
+        return anchor + k * config.step
+
+    def due(self, now: float) -> list[Due]:
+        """Canaries whose next tick is at or before ``now``."""
+        out = []
+        for canary in list(self.fleet.canaries.values()):
+            if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
+                continue
+            config = self.fleet.catalog.cached(canary.config_hash)
+            due_at = self._next_due.setdefault(canary.id, now)
+            if due_at <= now:
+                score_now = wants_score(canary, config, now)
+                out.append(Due(canary=canary, config=config, due_at=due_at, score_now=score_now))
+        return out
+
+    def next_wake(self, now: float, default: float = 1.0) -> float:
+        """Seconds until the earliest due tick (at most ``default``)."""
+        live = [self._next_due.get(cid, now) for cid in self.fleet.canaries]
+        return max(0.0, min([*live, now + default]) - now)
+
+    # -- loop -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop`` is set; an in-flight batch always finishes its recording."""
+        while not stop.is_set():
+            now = self.clock.now()
+            batch = self.due(now)
+            if batch:
+                await self.tick_batch(batch, now)
+            await self._sleep(self.next_wake(self.clock.now()), stop)
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = [
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def tick_batch(self, batch: Sequence[Due], now: float) -> None:
+        """One wake-up: fetch → judge → decide → act and record, for every due canary."""
+        started = time.perf_counter()
+        self.in_flight += len(batch)
+        try:
+            windows = await self._fetch_all(batch, now)
+            evaluations = await asyncio.to_thread(_judge_all, batch, windows)
+            for item, window, ev in zip(batch, windows, evaluations, strict=True):
+                await self._decide_and_record(item, window, ev, now, started)
+        finally:
+            self.in_flight -= len(batch)
+
+    # -- fetch ------------------------------------------------------------------------------
+    def window_bounds(self, canary: Canary, config: JudgeConfig, now: float) -> tuple[float, float]:
+        """The analysis window on the step grid: [analysis start or lookback, last step ≤ now]."""
+        anchor = canary.analysis_started_at or now
+        end = anchor + math.floor((now - anchor) / config.step + 1e-9) * config.step
+        start = anchor if config.lookback is None else max(anchor, end - config.lookback)
+        return start, max(start, end)
+
+    def request(self, canary: Canary, config: JudgeConfig, now: float) -> FetchRequest:
+        """What to fetch for one canary's tick."""
+        start, end = self.window_bounds(canary, config, now)
+        metrics = tuple(
+            MetricQuery(name=m.name, kind=m.kind, templates=m.templates()) for m in config.metrics
+        )
+        return FetchRequest(
+            canary_id=canary.id, metrics=metrics, baseline=canary.baseline, canary=canary.canary,
+            start=start, end=end, step_s=config.step,
+            variables={**config.variables, **canary.variables},
+        )  # fmt: skip
+
+    async def _fetch_one(self, item: Due, now: float) -> Window | None:
+        if item.canary.phase is not Phase.RUNNING:
+            return None
+        async with self._limit:
+            return await self.source.fetch(self.request(item.canary, item.config, now))
+
+    async def _fetch_all(self, batch: Sequence[Due], now: float) -> list[Window | None]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._fetch_one(item, now)) for item in batch]
+        return [task.result() for task in tasks]
+
+    # -- decide and record ------------------------------------------------------------------
+    async def _decide_and_record(
+        self, item: Due, window: Window | None, ev: Evaluation, now: float, started: float
+    ) -> None:
+        canary_id = item.canary.id
+        async with self.fleet.lock(canary_id):
+            current = self.fleet.canaries.get(canary_id)
+            if (
+                current is None
+                or current.tick_seq != item.canary.tick_seq
+                or current.decision_seq != item.canary.decision_seq
+            ):
+                return  # changed meanwhile (an action, a finish): this evaluation is stale
+            step = next_step(current, item.config, ev, now)
+            tick = self._tick(current, step, ev, now, time.perf_counter() - started)
+            saved = await self.fleet.commit(current, step, tick)
+        self._next_due[canary_id] = self._slot_after(saved, item.config, now)
+        if saved.phase.terminal:
+            self._next_due.pop(canary_id, None)
+        self._report(item, saved, step, ev, window, now=now, took=tick.duration_s)
+
+    def _tick(self, canary: Canary, step: Step, ev: Evaluation, now: float, took: float) -> Tick:
+        return Tick(
+            canary_id=canary.id, seq=canary.tick_seq + 1, at=now, phase=step.canary.phase,
+            stage_index=step.canary.stage_index, verdict=step.verdict, score=step.score,
+            reason=step.reason, results=ev.record(), duration_s=took,
+        )  # fmt: skip
+
+    def _report(
+        self, item: Due, saved: Canary, step: Step, ev: Evaluation, window: Window | None,
+        *, now: float, took: float,
+    ) -> None:  # fmt: skip
+        telemetry = self.fleet.telemetry
+        telemetry.ticks.labels(verdict=str(step.verdict)).inc()
+        telemetry.tick_duration.observe(took)
+        telemetry.tick_lag.observe(max(0.0, now - item.due_at))
+        if window is not None:
+            for data in window.metrics.values():
+                if data.error:
+                    telemetry.source_errors.labels(metric=data.name).inc()
+        log.info(
+            "tick.completed", canary_id=saved.id, service=saved.service, phase=str(saved.phase),
+            stage=saved.stage_index, verdict=str(step.verdict), score=step.score,
+            reason=step.reason, duration_s=round(took, 4),
+            lag_s=round(max(0.0, now - item.due_at), 4), no_data=ev.no_data,
+        )  # fmt: skip
+
+
+def _judge_all(batch: Sequence[Due], windows: Sequence[Window | None]) -> list[Evaluation]:
+    """The CPU work of one wake-up, run in a worker thread: every due canary's evaluation."""
+    out = []
+    for item, window in zip(batch, windows, strict=True):
+        if window is None:
+            out.append(Evaluation())
+        else:
+            out.append(evaluate(item.config, window, score_now=item.score_now))
+    return out
