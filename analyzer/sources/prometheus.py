@@ -1,0 +1,363 @@
+"""The Prometheus source: every metric's templates as range queries over the shared session.
+
+For each metric and side the templates are rendered with that side's labels and run as
+``GET {base}/api/v1/query_range`` concurrently, at most ``max_concurrency`` at a time. Each
+query must return a matrix with exactly one series; its samples are put on the window's step
+grid. Every outage — connection refused, timeout, HTTP 4xx/5xx, malformed JSON, status
+``error``, an empty or ambiguous result — comes back as an all-NaN metric whose ``error`` says
+why; aiohttp's exceptions are translated in :func:`map_client_errors` and never escape. A
+template problem is a config error and does raise (:class:`~analyzer.errors.InvalidInput`).
+
+The fetch plan (:func:`render_request`), the step grid (:class:`Grid`) and the assembly of
+results into a :class:`~analyzer.model.Window` are shared with the scrape source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import numpy as np
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from yarl import URL
+
+from analyzer.errors import InvalidInput, SourceError, SourcePayloadError, SourceUnavailable
+from analyzer.model import FloatArray, MetricData, Window
+from analyzer.sources import FetchRequest
+from analyzer.sources.promql import duration, render
+
+__all__ = [
+    "OUTPUT_KEYS",
+    "SIDES",
+    "Grid",
+    "Outcome",
+    "PrometheusSource",
+    "RenderedQuery",
+    "assemble_window",
+    "map_client_errors",
+    "render_request",
+]
+
+ROLES = {"series": ("query",), "count": ("events", "exposure")}
+"""Template roles per metric kind."""
+OUTPUT_KEYS = {"query": "values", "events": "events", "exposure": "exposure"}
+"""The ``MetricData`` array each template role fills."""
+SIDES = ("baseline", "canary")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedQuery:
+    """One template of one metric rendered for one side."""
+
+    metric: str
+    side: str
+    role: str
+    text: str
+
+    @property
+    def where(self) -> str:
+        """Where the template sits in the judge config, for error messages."""
+        return f"metrics.{self.metric}.query" + ("" if self.role == "query" else f".{self.role}")
+
+
+def render_request(request: FetchRequest) -> list[RenderedQuery]:
+    """Every template of the request rendered for both sides; config errors raise.
+
+    ``${window}`` spans every step of the window: ``end - start + step_s``.
+    """
+    window_s = request.end - request.start + request.step_s
+    rendered = []
+    for metric in request.metrics:
+        roles = ROLES.get(metric.kind)
+        if roles is None or set(metric.templates) != set(roles):
+            msg = f"a {metric.kind!r} metric needs the templates {list(roles or ROLES)}"
+            raise InvalidInput(f"metrics.{metric.name}.query", msg)
+        for role in roles:
+            for side in SIDES:
+                query = RenderedQuery(metric=metric.name, side=side, role=role, text="")
+                text = render(
+                    metric.templates[role],
+                    labels=getattr(request, side).labels,
+                    step_s=request.step_s,
+                    window_s=window_s,
+                    variables=request.variables,
+                    where=query.where,
+                )
+                rendered.append(dataclasses.replace(query, text=text))
+    return rendered
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grid:
+    """The window's steps: ``start + k·step_s`` for ``k = 0 .. steps-1``."""
+
+    start: float
+    step_s: float
+    steps: int
+
+    @classmethod
+    def of(cls, request: FetchRequest) -> Grid:
+        """The grid of a request; a window that is not one raises :class:`InvalidInput`."""
+        if not (math.isfinite(request.step_s) and request.step_s > 0):
+            raise InvalidInput("step_s", f"must be finite and > 0, got {request.step_s!r}")
+        if not (math.isfinite(request.start) and math.isfinite(request.end)):
+            raise InvalidInput("start", "start and end must be finite")
+        if request.end < request.start:
+            raise InvalidInput("end", "the window ends before it starts")
+        window = Window(start=request.start, end=request.end, step_s=request.step_s, metrics={})
+        return cls(start=request.start, step_s=request.step_s, steps=window.steps)
+
+    def time(self, k: int) -> float:
+        """Time of step ``k``."""
+        return self.start + k * self.step_s
+
+    def missing(self) -> FloatArray:
+        """An all-NaN array, one per step."""
+        return np.full(self.steps, np.nan)
+
+    def align(self, times: FloatArray, values: FloatArray) -> FloatArray:
+        """``values`` put on the steps their ``times`` fall within half a step of; NaN elsewhere."""
+        out = self.missing()
+        k = np.rint((times - self.start) / self.step_s).astype(np.int64)
+        near = np.abs(times - (self.start + k * self.step_s)) <= self.step_s / 2
+        keep = near & (k >= 0) & (k < self.steps)
+        out[k[keep]] = values[keep]
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """One rendered query's values on the grid, or why there are none."""
+
+    values: FloatArray
+    error: str = ""
+
+
+def assemble_window(
+    request: FetchRequest, grid: Grid, outcomes: Iterable[tuple[RenderedQuery, Outcome]]
+) -> Window:
+    """The window of a request from its queries' outcomes.
+
+    A metric any of whose queries failed is all-NaN on both sides, its ``error`` naming the
+    failed side and role; a half-fetched metric would be judged on half the evidence.
+    """
+    by_metric: dict[str, list[tuple[RenderedQuery, Outcome]]] = {}
+    for query, outcome in outcomes:
+        by_metric.setdefault(query.metric, []).append((query, outcome))
+    metrics = {}
+    for metric in request.metrics:
+        results = by_metric.get(metric.name, [])
+        error = _combined_error(results)
+        arrays: dict[str, dict[str, FloatArray]] = {side: {} for side in SIDES}
+        for query, outcome in results:
+            values = grid.missing() if error else outcome.values
+            arrays[query.side][OUTPUT_KEYS[query.role]] = values
+        metrics[metric.name] = MetricData(
+            name=metric.name,
+            kind=metric.kind,
+            baseline=arrays["baseline"],
+            canary=arrays["canary"],
+            error=error,
+        )
+    return Window(start=request.start, end=request.end, step_s=grid.step_s, metrics=metrics)
+
+
+def _combined_error(results: list[tuple[RenderedQuery, Outcome]]) -> str:
+    """``"baseline, canary: <why>"``: failures grouped by their message, in query order."""
+    where: dict[str, list[str]] = {}
+    for query, outcome in results:
+        if outcome.error:
+            name = query.side if query.role == "query" else f"{query.side} {query.role}"
+            where.setdefault(outcome.error, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {message}" for message, names in where.items())
+
+
+@contextlib.contextmanager
+def map_client_errors(timeout_s: float) -> Iterator[None]:
+    """Translate aiohttp's and the timeout's exceptions into :class:`SourceError`s.
+
+    The one place in ``sources/`` where they are caught (as httpx's
+    ``map_httpcore_exceptions``): a connection that fails or times out is
+    :class:`SourceUnavailable`; a body that breaks off is :class:`SourcePayloadError`.
+    """
+    try:
+        yield
+    except TimeoutError as exc:  # asyncio.timeout and aiohttp's ServerTimeoutError alike
+        raise SourceUnavailable(f"timed out after {timeout_s:g}s") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise SourceUnavailable(f"connection failed: {exc}") from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise SourcePayloadError(f"response body broke off: {exc}") from exc
+    except aiohttp.ClientResponseError as exc:
+        raise SourcePayloadError(f"bad HTTP response: {exc.status} {exc.message}") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise SourceUnavailable(f"request failed: {type(exc).__name__}: {exc}") from exc
+
+
+class _Model(BaseModel):
+    # Prometheus adds fields over time (warnings, infos, stats): allowed, but types are checked.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Data(_Model):
+    resultType: str  # noqa: N815 — Prometheus' field name
+    result: Any
+
+
+class _Envelope(_Model):
+    status: Literal["success", "error"]
+    data: _Data | None = None
+    errorType: str = ""  # noqa: N815 — Prometheus' field name
+    error: str = ""
+
+
+class _Series(_Model):
+    metric: dict[str, str]
+    values: list[tuple[float, str]] = []  # a native-histogram series has none
+
+
+_MATRIX = TypeAdapter(list[_Series])
+
+
+class PrometheusSource:
+    """A :class:`~analyzer.sources.MetricSource` over Prometheus' HTTP API (range queries).
+
+    ``session`` is the process's shared session; the caller owns and closes it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        timeout_s: float = 10.0,
+        max_concurrency: int = 64,
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise InvalidInput("base_url", f"need an http(s) URL with a host, got {base_url!r}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise InvalidInput("timeout_s", f"must be finite and > 0, got {timeout_s!r}")
+        if max_concurrency < 1:
+            raise InvalidInput("max_concurrency", f"must be ≥ 1, got {max_concurrency!r}")
+        self._url = url / "api/v1/query_range"
+        self._session = session
+        self._timeout_s = timeout_s
+        self._limit = asyncio.Semaphore(max_concurrency)
+
+    async def fetch(self, request: FetchRequest) -> Window:
+        """Every metric of the request for both sides; outages come back as all-NaN metrics."""
+        grid = Grid.of(request)
+        queries = render_request(request)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._outcome(q.text, grid)) for q in queries]
+        return assemble_window(
+            request, grid, zip(queries, (t.result() for t in tasks), strict=True)
+        )
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to the caller."""
+
+    async def _outcome(self, query: str, grid: Grid) -> Outcome:
+        try:
+            async with self._limit:
+                status, body = await self._get(query, grid)
+            return _matrix_outcome(_parse_matrix(status, body), grid)
+        except SourceError as exc:
+            return Outcome(values=grid.missing(), error=str(exc))
+
+    async def _get(self, query: str, grid: Grid) -> tuple[int, bytes]:
+        params = {
+            "query": query,
+            "start": repr(grid.start),
+            "end": repr(grid.time(grid.steps - 1)),
+            "step": repr(grid.step_s),
+            "timeout": duration(self._timeout_s, field="timeout_s"),
+        }
+        client_timeout = aiohttp.ClientTimeout(total=self._timeout_s)
+        with map_client_errors(self._timeout_s):
+            async with asyncio.timeout(self._timeout_s):
+                async with self._session.get(
+                    self._url, params=params, timeout=client_timeout
+                ) as response:
+                    return response.status, await response.read()
+
+
+def _parse_matrix(status: int, body: bytes) -> list[_Series]:
+    """The series of a range-query response; anything unusable raises :class:`SourceError`."""
+    envelope = _envelope(body)
+    if status >= 400:
+        detail = _error_detail(envelope) if envelope else _snippet(body)
+        error_class = SourceUnavailable if status >= 500 else SourcePayloadError
+        raise error_class(f"HTTP {status}: {detail}")
+    if envelope is None:
+        raise SourcePayloadError(f"malformed JSON in the response: {_snippet(body)}")
+    if envelope.status == "error":
+        raise SourcePayloadError(f"Prometheus error: {_error_detail(envelope)}")
+    if envelope.data is None or envelope.data.resultType != "matrix":
+        got = envelope.data.resultType if envelope.data else "no data"
+        raise SourcePayloadError(f"expected resultType 'matrix', got {got!r}")
+    try:
+        return _MATRIX.validate_python(envelope.data.result)
+    except ValidationError as exc:
+        raise SourcePayloadError(f"unexpected matrix: {_first_problem(exc)}") from None
+
+
+def _envelope(body: bytes) -> _Envelope | None:
+    """The decoded response, or None when it is not JSON shaped like Prometheus' answers."""
+    try:
+        return _Envelope.model_validate(json.loads(body))
+    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+
+
+def _matrix_outcome(series: list[_Series], grid: Grid) -> Outcome:
+    """The one series on the grid; none, several, or only NaN/±Inf samples are errors."""
+    if not series:
+        return Outcome(values=grid.missing(), error="empty result")
+    if len(series) > 1:
+        msg = (
+            f"query returned {len(series)} series with different labels; "
+            "aggregate it (e.g. sum(...))"
+        )
+        return Outcome(values=grid.missing(), error=msg)
+    try:
+        samples = [(t, float(v)) for t, v in series[0].values]
+    except ValueError as exc:
+        return Outcome(values=grid.missing(), error=f"unexpected sample value: {exc}")
+    raw = np.array([v for _, v in samples], dtype=np.float64)
+    times = np.array([t for t, _ in samples], dtype=np.float64)
+    finite = np.isfinite(raw)
+    values = grid.align(times, np.where(finite, raw, np.nan))
+    if np.isfinite(values).any():
+        return Outcome(values=values)
+    if not finite.all():
+        bad = int((~finite).sum())
+        return Outcome(values=values, error=f"no usable samples: {bad} were NaN or ±Inf")
+    return Outcome(values=values, error="no samples on the window's steps")
+
+
+def _error_detail(envelope: _Envelope) -> str:
+    if envelope.error:
+        return f"{envelope.errorType}: {envelope.error}" if envelope.errorType else envelope.error
+    return f"status {envelope.status!r} without an error message"
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = body.decode("utf-8", errors="replace").strip()
+    return repr(text[:limit] + ("…" if len(text) > limit else "")) if text else "(empty body)"
+
+
+def _first_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" + (
+        f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    )
