@@ -222,12 +222,23 @@ class CanaryOut(BaseModel):
         """From the domain canary (without history)."""
         return cls(
             id=c.id, name=c.name, service=c.service, phase=c.phase, mode=c.mode,
-            stage=c.stage_index, weight=c.stage.weight,
+            stage=c.stage_index, weight=_weight(c),
             stages=[{"weight": s.weight, "duration_s": s.duration_s} for s in c.stages],
             config=c.config_name, config_hash=c.config_hash, score=c.last_score,
             reason=c.last_reason, created_at=c.created_at, updated_at=c.updated_at,
             metadata=c.metadata,
         )  # fmt: skip
+
+
+def _weight(canary: Canary) -> float:
+    """The canary's traffic weight now: 100 once promoted, 0 once rolled back."""
+    match canary.phase:
+        case Phase.PROMOTED:
+            return 100.0
+        case Phase.ROLLED_BACK:
+            return 0.0
+        case _:
+            return canary.stage.weight
 
 
 class VerdictOut(BaseModel):
