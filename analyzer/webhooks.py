@@ -1,0 +1,499 @@
+"""Webhook delivery of decisions: the body, its signature, the URL policy, the outbox dispatcher.
+
+A decision that notifies (rollback, step, promote) of a live canary becomes an outbox row in the
+same transaction that records the decision (:func:`make_delivery`); :class:`WebhookDispatcher`
+then POSTs it at least once (DESIGN §5)::
+
+    POST <webhook.url>
+    Content-Type: application/json
+    X-Canaryd-Event: rollback | step | promote
+    X-Canaryd-Delivery: <canary id>:<decision seq>     stable across retries: the idempotency key
+    X-Canaryd-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the shared secret>
+
+2xx acknowledges. 5xx, 408, 429, timeouts and connection errors are retried with capped
+exponential backoff and full jitter (a numeric ``Retry-After`` on 429/503 is honoured when
+longer) until ``give_up_after_s`` after the decision; other statuses (4xx, and 3xx: redirects are
+not followed, so a hook cannot bounce the daemon to another host) fail the delivery. One canary's
+deliveries go out one at a time in decision order.
+
+The URL policy (:func:`check_webhook_url`) runs at registration and again before every attempt:
+http(s) only, an explicit host allow-list, never link-local or cloud-metadata addresses, no
+userinfo. It resolves nothing; literal addresses (in any notation the C library accepts) are
+checked as addresses.
+
+aiohttp's exceptions are translated in :func:`_translated_errors` and never leave this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import random
+import re
+import socket
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Literal
+from urllib.parse import SplitResult, urlsplit
+
+import aiohttp
+import structlog
+
+from analyzer.clock import Clock
+from analyzer.errors import (
+    CanarydError,
+    InvalidInput,
+    PermanentDelivery,
+    RetryableDelivery,
+    StoreError,
+)
+from analyzer.model import Canary, Decision, Delivery, DeliveryState, Mode
+from analyzer.store import Store
+
+__all__ = [
+    "WebhookDispatcher",
+    "build_body",
+    "check_webhook_url",
+    "make_delivery",
+    "rfc3339",
+    "sign",
+    "verify",
+]
+
+log = structlog.get_logger("canaryd.webhooks")
+
+URL_FIELD = "webhook.url"
+USER_AGENT = "canaryd"
+_EXCERPT_BYTES = 256
+_RETRY_STATUSES = frozenset({408, 429})
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+Outcome = Literal["delivered", "retry", "failed"]
+
+
+# body and signature ----------------------------------------------------------------------------
+def rfc3339(at: float) -> str:
+    """``at`` (epoch seconds) as RFC 3339 UTC: whole seconds, or milliseconds when fractional."""
+    moment = datetime.fromtimestamp(at, tz=UTC)
+    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _json_number(value: float | None) -> float | int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def build_body(canary: Canary, decision: Decision, evidence_url: str) -> bytes:
+    """The webhook's JSON body (DESIGN §5): compact UTF-8, keys in a fixed order."""
+    payload = {
+        "event": decision.action.value,
+        "canary_id": canary.id,
+        "name": canary.name,
+        "service": canary.service,
+        "stage": decision.stage_index,
+        "weight": _json_number(decision.weight),
+        "reason": decision.reason,
+        "score": None if decision.score is None else _json_number(float(decision.score)),
+        "decided_at": rfc3339(decision.decided_at),
+        "evidence_url": evidence_url,
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def make_delivery(
+    canary: Canary, decision: Decision, evidence_url: str, now: float
+) -> Delivery | None:
+    """The outbox row for a decision, or None when nothing is sent (dry-run, no webhook, or an
+    action that does not notify)."""
+    if canary.mode is Mode.DRY_RUN or not decision.action.notifies or not canary.webhook_url:
+        return None
+    return Delivery(
+        delivery_id=decision.delivery_id,
+        canary_id=canary.id,
+        seq=decision.seq,
+        event=decision.action.value,
+        url=canary.webhook_url,
+        body=build_body(canary, decision, evidence_url),
+        state=DeliveryState.PENDING,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def sign(body: bytes, secret: str) -> str:
+    """``sha256=<hex HMAC-SHA256 of body>``, the X-Canaryd-Signature-256 header."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: str, header: str) -> bool:
+    """Whether ``header`` is the signature of ``body`` (constant-time comparison)."""
+    expected = sign(body, secret).encode()
+    return hmac.compare_digest(expected, header.encode("utf-8", "replace"))
+
+
+# URL policy -------------------------------------------------------------------------------------
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata"})
+_METADATA_ADDRESSES = frozenset({ip_address("169.254.169.254"), ip_address("fd00:ec2::254")})
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")  # whitespace, controls, backslash: parsers disagree
+
+
+def _as_ip(host: str) -> IPv4Address | IPv6Address | None:
+    """A literal address in ``host``, in any notation; None for a name. No DNS."""
+    try:
+        address = ip_address(host.partition("%")[0])
+    except ValueError:
+        try:  # 2852039166, 0xa9.0xfe.0xa9.0xfe, 169.254.43518 — what connect() would accept
+            address = IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _canonical_host(host: str) -> str:
+    host = host.strip("[]").lower().removesuffix(".")
+    address = _as_ip(host)
+    return host if address is None else str(address)
+
+
+def _split(url: str) -> tuple[SplitResult, str, int]:
+    if _UNSAFE.search(url):
+        raise InvalidInput(URL_FIELD, "must not contain whitespace, control characters or '\\'")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInput(URL_FIELD, f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput(URL_FIELD, "scheme must be http or https")
+    if "@" in parts.netloc:
+        raise InvalidInput(URL_FIELD, "must not contain user info")
+    if not parts.hostname:
+        raise InvalidInput(URL_FIELD, "has no host")
+    default_port = 443 if parts.scheme == "https" else 80
+    return parts, _canonical_host(parts.hostname), default_port if port is None else port
+
+
+def _refuse_internal(host: str) -> None:
+    address = _as_ip(host)
+    if address is None and not _HOST_NAME.fullmatch(host):
+        raise InvalidInput(URL_FIELD, f"host {host!r} is not a valid host name")
+    if host in _METADATA_NAMES or address in _METADATA_ADDRESSES:
+        raise InvalidInput(URL_FIELD, f"host {host!r} is a cloud metadata endpoint")
+    if address is not None and address.is_link_local:
+        raise InvalidInput(URL_FIELD, f"host {host!r} is link-local")
+
+
+def _allow_entry(entry: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 literal."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    else:
+        host, port = entry, ""
+    if not port:
+        return _canonical_host(host), None
+    return _canonical_host(host), int(port) if port.isascii() and port.isdigit() else -1
+
+
+def _is_allowed(host: str, port: int, allowed_hosts: Collection[str]) -> bool:
+    entries = allowed_hosts.split(",") if isinstance(allowed_hosts, str) else allowed_hosts
+    for entry in entries:
+        if entry.strip() == "*":
+            return True
+        allowed_host, allowed_port = _allow_entry(entry)
+        if allowed_host == host and allowed_port in (None, port):
+            return True
+    return False
+
+
+def check_webhook_url(url: str, allowed_hosts: Collection[str]) -> None:
+    """Raise :class:`InvalidInput` (field ``webhook.url``) unless ``url`` may receive webhooks.
+
+    http(s) only; no userinfo; never a link-local or cloud-metadata host, even with ``*``; and
+    the host must be in ``allowed_hosts`` (exact names, ``host`` or ``host:port``). An empty
+    allow-list allows nothing; ``*`` allows any other host. No name is resolved.
+    """
+    _parts, host, port = _split(url)
+    _refuse_internal(host)
+    if not _is_allowed(host, port, allowed_hosts):
+        raise InvalidInput(URL_FIELD, f"host {host!r} is not in the allowed webhook hosts")
+
+
+# one attempt ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Response:
+    status: int
+    retry_after: str | None
+    excerpt: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Attempt:
+    """What one attempt came to, before the retry policy is applied."""
+
+    outcome: Outcome
+    error: str = ""
+    status: int | None = None
+    retry_after_s: float | None = None
+
+
+@contextmanager
+def _translated_errors(timeout_s: float) -> Iterator[None]:
+    """The one place aiohttp's (and the timeout's) exceptions become canaryd's."""
+    try:
+        yield
+    except TimeoutError as exc:  # aiohttp's timeout errors are TimeoutErrors too
+        raise RetryableDelivery(f"timed out after {timeout_s:g}s") from exc
+    except aiohttp.InvalidURL as exc:
+        raise PermanentDelivery(f"invalid URL: {type(exc).__name__}") from exc
+    except aiohttp.ClientError as exc:
+        raise RetryableDelivery(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """A numeric Retry-After (seconds); HTTP dates and nonsense are ignored."""
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _classify(response: _Response) -> _Attempt:
+    status = response.status
+    if 200 <= status < 300:
+        return _Attempt(outcome="delivered", status=status)
+    error = f"HTTP {status}" + (f": {response.excerpt}" if response.excerpt else "")
+    if status in _RETRY_STATUSES or status >= 500:
+        after = _retry_after_s(response.retry_after) if status in _RETRY_AFTER_STATUSES else None
+        return _Attempt(outcome="retry", error=error, status=status, retry_after_s=after)
+    if 300 <= status < 400:
+        error += " (redirects are not followed)"
+    return _Attempt(outcome="failed", error=error, status=status)
+
+
+# the dispatcher ---------------------------------------------------------------------------------
+class WebhookDispatcher:
+    """Sends the outbox: due deliveries concurrently, one per canary at a time, with retries."""
+
+    def __init__(
+        self,
+        store: Store,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        *,
+        secret: str,
+        allowed_hosts: Collection[str],
+        timeout_s: float = 10.0,
+        base_backoff_s: float = 1.0,
+        max_backoff_s: float = 300.0,
+        give_up_after_s: float = 86400.0,
+        max_concurrency: int = 16,
+        rng: random.Random,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        if max_concurrency < 1 or timeout_s <= 0 or base_backoff_s <= 0 or max_backoff_s <= 0:
+            raise ValueError("max_concurrency, timeout_s and the backoffs must be positive")
+        self._store, self._session, self._clock = store, session, clock
+        self._secret = secret
+        self._allowed_hosts = allowed_hosts
+        self._timeout_s = timeout_s
+        self._base_backoff_s, self._max_backoff_s = base_backoff_s, max_backoff_s
+        self._give_up_after_s = give_up_after_s
+        self._max_concurrency = max_concurrency
+        self._rng = rng
+        self._on_outcome = on_outcome
+        self._in_flight: set[str] = set()
+        if not secret:
+            log.warning("webhook.secret_missing", hint="set a shared secret to sign webhooks")
+
+    # the loop -----------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, poll_s: float = 0.5) -> None:
+        """Deliver due rows every ``poll_s`` until ``stop``; then let in-flight ones finish."""
+        async with asyncio.TaskGroup() as deliveries:
+            while not stop.is_set():
+                started = self._clock.now()
+                await self._start_due(deliveries)
+                await self._pause(stop, poll_s - (self._clock.now() - started))
+
+    async def _start_due(self, deliveries: asyncio.TaskGroup) -> None:
+        free = self._max_concurrency - len(self._in_flight)
+        if free <= 0:
+            return
+        try:  # the heads of busy canaries may come back too: ask for enough to fill every slot
+            due = await self._store.due_deliveries(self._clock.now(), free + len(self._in_flight))
+        except StoreError as exc:
+            log.error("webhook.poll_failed", err=str(exc))
+            return
+        for delivery in due:
+            if len(self._in_flight) >= self._max_concurrency:
+                break
+            if delivery.canary_id not in self._in_flight:
+                self._in_flight.add(delivery.canary_id)
+                deliveries.create_task(self._deliver_owned(delivery))
+
+    async def _deliver_owned(self, delivery: Delivery) -> None:
+        try:
+            await self.deliver(delivery)
+        except CanarydError as exc:  # the outcome was not recorded: the row stays due
+            log.error(
+                "webhook.record_failed",
+                delivery_id=delivery.delivery_id,
+                canary_id=delivery.canary_id,
+                err=str(exc),
+            )
+        finally:
+            self._in_flight.discard(delivery.canary_id)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep on the injected clock, waking early when ``stop`` is set."""
+        if seconds <= 0 or stop.is_set():
+            await asyncio.sleep(0)
+            return
+        async with asyncio.TaskGroup() as waiters:
+            nap = waiters.create_task(self._clock.sleep(seconds))
+            wake = waiters.create_task(stop.wait())
+            nap.add_done_callback(lambda _: wake.cancel())
+            wake.add_done_callback(lambda _: nap.cancel())
+
+    # one delivery -------------------------------------------------------------------------------
+    async def deliver(self, delivery: Delivery) -> Delivery:
+        """Make one attempt, record its outcome in the store and return the updated row."""
+        attempt = await self._attempt(delivery)
+        now = self._clock.now()
+        updated = self._settle(delivery, attempt, now)
+        await self._store.update_delivery(updated)
+        self._report(updated, attempt, now)
+        return updated
+
+    async def _attempt(self, delivery: Delivery) -> _Attempt:
+        try:
+            check_webhook_url(delivery.url, self._allowed_hosts)
+        except InvalidInput as exc:
+            return _Attempt(outcome="failed", error=f"webhook URL refused: {exc.message}")
+        try:
+            response = await self._post(delivery)
+        except RetryableDelivery as exc:
+            return _Attempt(outcome="retry", error=str(exc))
+        except PermanentDelivery as exc:
+            return _Attempt(outcome="failed", error=str(exc))
+        return _classify(response)
+
+    async def _post(self, delivery: Delivery) -> _Response:
+        signature = sign(delivery.body, self._secret)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Canaryd-Event": delivery.event,
+            "X-Canaryd-Delivery": delivery.delivery_id,
+            "X-Canaryd-Signature-256": signature,
+        }
+        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
+        with _translated_errors(self._timeout_s):
+            async with self._session.post(
+                delivery.url,
+                data=delivery.body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                excerpt = await response.content.read(_EXCERPT_BYTES)
+                return _Response(
+                    status=response.status,
+                    retry_after=response.headers.get("Retry-After"),
+                    excerpt=self._scrub(excerpt.decode("utf-8", "replace"), signature),
+                )
+
+    def _scrub(self, text: str, signature: str) -> str:
+        """A response excerpt fit for logs and the store: one line, no secret, no signature."""
+        text = " ".join(text.split())
+        for sensitive in (signature.removeprefix("sha256="), self._secret):
+            if sensitive:
+                text = text.replace(sensitive, "[redacted]")
+        return text
+
+    def _settle(self, delivery: Delivery, attempt: _Attempt, now: float) -> Delivery:
+        """The row after an attempt: delivered, failed, or pending again with a backoff."""
+        attempts = delivery.attempts + 1
+        match attempt.outcome:
+            case "delivered":
+                return replace(
+                    delivery,
+                    state=DeliveryState.DELIVERED,
+                    attempts=attempts,
+                    delivered_at=now,
+                    last_error="",
+                )
+            case "failed":
+                return replace(
+                    delivery,
+                    state=DeliveryState.FAILED,
+                    attempts=attempts,
+                    last_error=attempt.error,
+                )
+            case "retry":
+                return self._reschedule(delivery, attempt, now)
+
+    def _reschedule(self, delivery: Delivery, attempt: _Attempt, now: float) -> Delivery:
+        attempts = delivery.attempts + 1
+        deadline = delivery.created_at + self._give_up_after_s
+        if now >= deadline:
+            error = f"gave up after {attempts} attempts: {attempt.error}"
+            return replace(
+                delivery, state=DeliveryState.FAILED, attempts=attempts, last_error=error
+            )
+        delay = self._backoff_s(delivery.attempts)
+        if attempt.retry_after_s is not None:  # honoured when longer, up to the give-up time
+            delay = max(delay, min(attempt.retry_after_s, deadline - now))
+        return replace(
+            delivery,
+            state=DeliveryState.PENDING,
+            attempts=attempts,
+            next_attempt_at=now + delay,
+            last_error=attempt.error,
+        )
+
+    def _backoff_s(self, previous_attempts: int) -> float:
+        """Capped exponential backoff with full jitter in [0.5, 1.0]×."""
+        ceiling = min(self._max_backoff_s, self._base_backoff_s * 2.0 ** min(previous_attempts, 64))
+        return ceiling * self._rng.uniform(0.5, 1.0)
+
+    def _report(self, updated: Delivery, attempt: _Attempt, now: float) -> None:
+        fields: dict[str, object] = {
+            "delivery_id": updated.delivery_id,
+            "canary_id": updated.canary_id,
+            "webhook_event": updated.event,  # "event" is structlog's own key
+            "attempt": updated.attempts,
+        }
+        if attempt.status is not None:
+            fields["status"] = attempt.status
+        outcome: Outcome
+        match updated.state:
+            case DeliveryState.DELIVERED:
+                outcome = "delivered"
+                log.info("webhook.delivered", **fields)
+            case DeliveryState.PENDING:
+                outcome = "retry"
+                retry_in_s = round(updated.next_attempt_at - now, 3)
+                log.warning(
+                    "webhook.retry_scheduled", err=attempt.error, retry_in_s=retry_in_s, **fields
+                )
+            case DeliveryState.FAILED | DeliveryState.SKIPPED:
+                outcome = "failed"
+                log.error("webhook.failed", err=updated.last_error, **fields)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
