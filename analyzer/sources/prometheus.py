@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from yarl import URL
 
 from analyzer.errors import InvalidInput, SourceError, SourcePayloadError, SourceUnavailable
-from analyzer.model import FloatArray, MetricData, Window
+from analyzer.model import FloatArray, MetricData, Side, Window
 from analyzer.sources import FetchRequest
 from analyzer.sources.promql import duration, render
 
@@ -43,6 +43,7 @@ __all__ = [
     "assemble_window",
     "map_client_errors",
     "render_request",
+    "sides",
 ]
 
 ROLES = {"series": ("query",), "count": ("events", "exposure")}
@@ -50,6 +51,11 @@ ROLES = {"series": ("query",), "count": ("events", "exposure")}
 OUTPUT_KEYS = {"query": "values", "events": "events", "exposure": "exposure"}
 """The ``MetricData`` array each template role fills."""
 SIDES = ("baseline", "canary")
+
+
+def sides(request: FetchRequest) -> dict[str, Side]:
+    """The request's sides by name, in :data:`SIDES` order."""
+    return {"baseline": request.baseline, "canary": request.canary}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,11 +86,11 @@ def render_request(request: FetchRequest) -> list[RenderedQuery]:
             msg = f"a {metric.kind!r} metric needs the templates {list(roles or ROLES)}"
             raise InvalidInput(f"metrics.{metric.name}.query", msg)
         for role in roles:
-            for side in SIDES:
-                query = RenderedQuery(metric=metric.name, side=side, role=role, text="")
+            for name, side in sides(request).items():
+                query = RenderedQuery(metric=metric.name, side=name, role=role, text="")
                 text = render(
                     metric.templates[role],
-                    labels=getattr(request, side).labels,
+                    labels=side.labels,
                     step_s=request.step_s,
                     window_s=window_s,
                     variables=request.variables,
