@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, model_validator
 
 from analyzer.errors import InvalidInput
 from analyzer.judgeconfig import validation_message
@@ -108,8 +108,9 @@ class _CanaryConfig(_Strict):
 
 
 class _Values(_Strict):
-    control: list[float | None]
-    experiment: list[float | None]
+    # Strict: a string or a boolean among the values is a malformed request, not a number.
+    control: list[StrictFloat | None]
+    experiment: list[StrictFloat | None]
 
 
 class _MetricSetPair(_Strict):
