@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from analyzer import cli
 
 
 def _load_vectors() -> ModuleType:
@@ -114,13 +114,13 @@ class _Judge:
         self._runs += 1
         path = self._dir / f"request-{self._runs}.json"
         path.write_text(json.dumps(body, allow_nan=False), encoding="utf-8")
-        code = main(["judge", str(path)])
+        code = cli.main(["judge", str(path)])
         captured = self._capsys.readouterr()
         return code, captured.out, captured.err
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
         code, out, err = self.raw(body)
-        assert code == EXIT_OK, err
+        assert code == cli.EXIT_OK, err
         result: dict[str, Any] = json.loads(out)
         return result
 
@@ -191,7 +191,7 @@ class TestClassifierSuiteCli:
         body = _classifier_request(case)
         first_code, first, _ = judge.raw(body)
         second_code, second, _ = judge.raw(body)
-        assert first_code == second_code == EXIT_OK, case.source
+        assert first_code == second_code == cli.EXIT_OK, case.source
         assert first == second, case.source
         result = _only_result(json.loads(first))
         c = case.experiment[0] - case.control[0]
@@ -286,6 +286,6 @@ class TestUnknownOptionsCli:
         metric = _metric("latency", [GROUP], **canary)
         pair = _pair("latency", [10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 3.0, 4.0])
         code, out, err = judge.raw(_request([metric], [pair], tolerance=0.25, confidence=0.95))
-        assert code == EXIT_BAD_INPUT
+        assert code == cli.EXIT_BAD_INPUT
         assert out == ""
         assert f"canaryConfig.metrics.0.analysisConfigurations.canary.{field}" in err
