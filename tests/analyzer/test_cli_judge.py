@@ -216,7 +216,11 @@ class TestJudgeConfigurations:
 
     @staticmethod
     def _shifted(tolerance: float | None = None, conf: float | None = None) -> dict[str, Any]:
-        """One metric: baseline 0..19, canary shifted by 4 (98 % CI [−1, 9], 80 % CI [1, 7])."""
+        """One metric: baseline 0..19, canary + 3.5 (98 % CI [−1.5, 8.5], 80 % CI [0.5, 6.5]).
+
+        Every pairwise difference is k + 0.5, so neither 0 nor the bands used below (0.35 and
+        0.875) is one of them: the decisions do not sit on an edge.
+        """
         request = _request()
         config = request["canaryConfig"]
         config["metrics"] = config["metrics"][1:]
@@ -229,7 +233,7 @@ class TestJudgeConfigurations:
         config["judge"]["judgeConfigurations"] = judge
         base = [float(v) for v in range(20)]
         request["metricSetPairList"] = [
-            {"name": "latency", "values": {"control": base, "experiment": [v + 4 for v in base]}}
+            {"name": "latency", "values": {"control": base, "experiment": [v + 3.5 for v in base]}}
         ]
         return request
 
@@ -247,7 +251,7 @@ class TestJudgeConfigurations:
         assert self._label(self._shifted(tolerance=0.0, conf=0.8), tmp_path, capsys) == "High"
 
     def test_tolerance_flips(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """At 80 %, lower 1 > 0.1·4 is High; the default tolerance 0.25·4 = 1 is not exceeded."""
+        """At 80 %, lower 0.5 > 0.1·3.5 is High; under the default 0.25·3.5 = 0.875 it passes."""
         assert self._label(self._shifted(tolerance=0.1, conf=0.8), tmp_path, capsys) == "High"
         assert self._label(self._shifted(conf=0.8), tmp_path, capsys) == "Pass"
 

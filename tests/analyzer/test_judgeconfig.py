@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from analyzer.cli import main
 from analyzer.errors import InvalidInput
 from analyzer.judgeconfig import (
