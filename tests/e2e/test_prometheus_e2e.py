@@ -1,0 +1,193 @@
+"""End to end: real Prometheus, the real ``canaryd serve`` process, signed webhooks.
+
+Prometheus scrapes four simulated deployments every second, each target labelled
+``deployment=<name>``. The daemon queries it through ``CANARYD_PROMETHEUS_URL`` with a judge
+config from ``CANARYD_CONFIG_DIR`` whose templates select each side by ``${selector}``.
+``search``'s canary has 5× the error rate and +80 ms latency; ``checkout``'s is as good as its
+baseline. Expected: a signed ``rollback`` for search, ``step`` then ``promote`` for checkout.
+
+The step is 2 s while Prometheus scrapes every 1 s: ``increase(...[${step}])`` then covers two
+or three samples (``[1s]`` over a 1 s scrape holds at most one sample and comes back empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+import yaml
+
+if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
+    from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
+
+pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
+
+DECISION_TIMEOUT_S = 60.0
+DATA_TIMEOUT_S = 30.0
+TERMINAL = {"promoted", "rolled_back", "aborted", "failed", "paused"}
+
+JUDGE_CONFIG: dict[str, Any] = {
+    "name": "e2e-golden-signals",
+    "description": "Error ratio and p99 latency at 2 s steps, for the end-to-end test.",
+    "step": "2s",
+    "analysis_interval": "6s",
+    "score_thresholds": {"pass": 75, "marginal": 50},
+    "on_inconclusive": "pause",
+    "groups": {"errors": 60, "latency": 40},
+    "metrics": [
+        {
+            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
+            "direction": "increase", "critical": True,
+            "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
+            "query": {
+                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
+                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
+            },
+        },
+        {
+            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.2, "critical_increase": 1.5},
+            "query": "histogram_quantile(0.99, sum by (le) "
+            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
+        },
+    ],
+    "kill_switch": [
+        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"},
+    ],
+}  # fmt: skip
+
+STAGES = [
+    {"weight": 25, "duration": "6s"},
+    {"weight": 50, "duration": "6s"},
+    {"weight": 100, "duration": "0s"},
+]
+
+
+def _registration(service: str, hook_url: str) -> dict[str, Any]:
+    return {
+        "name": f"{service}-e2e", "service": service, "config": JUDGE_CONFIG["name"],
+        "baseline": {"labels": {"deployment": f"{service}-baseline"}},
+        "canary": {"labels": {"deployment": f"{service}-canary"}},
+        "stages": STAGES, "webhook": {"url": hook_url}, "mode": "live",
+        "metadata": {"commit": "e2e"},
+    }  # fmt: skip
+
+
+async def _scraped_everything(client: aiohttp.ClientSession, prom: Prometheus) -> bool:
+    """Whether Prometheus has a rate for every deployment (≥ 2 samples each)."""
+    query = "count by (deployment) (rate(http_requests_total[5s]))"
+    async with client.get(f"{prom.url}/api/v1/query", params={"query": query}) as resp:
+        body = await resp.json()
+    return len(body.get("data", {}).get("result", [])) == 4
+
+
+async def _canary(client: aiohttp.ClientSession, daemon: Daemon, cid: str) -> dict[str, Any]:
+    async with client.get(f"{daemon.url}/api/v1/canaries/{cid}") as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+async def _forged_is_refused(client: aiohttp.ClientSession, receiver: Receiver) -> bool:
+    """The receiver answers 401 to a body signed with another secret and records nothing."""
+    body = b'{"event":"promote","canary_id":"forged"}'
+    digest = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+    headers = {"X-Canaryd-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    async with client.post(receiver.url, data=body, headers=headers) as resp:
+        return resp.status == 401 and not receiver.events
+
+
+def _settled(state: dict[str, Any]) -> bool:
+    """Finished, and every webhook delivery acknowledged or given up."""
+    deliveries = state.get("deliveries") or []
+    return state["phase"] in TERMINAL and all(d["state"] != "pending" for d in deliveries)
+
+
+class TestPrometheusEndToEnd:
+    """The daemon process against a real Prometheus and a verifying webhook receiver."""
+
+    async def test_bad_canary_rolled_back_good_one_promoted(
+        self,
+        prometheus: Prometheus,
+        receiver: Receiver,
+        start_daemon: StartDaemon,
+        until: Until,
+        tmp_path: Path,
+    ) -> None:
+        """Signed rollback for the bad canary, promote for the good one; clean SIGTERM exit."""
+        configs = tmp_path / "configs"
+        configs.mkdir()
+        (configs / "e2e.yaml").write_text(yaml.safe_dump(JUDGE_CONFIG), encoding="utf-8")
+        daemon = await start_daemon({
+            "CANARYD_PROMETHEUS_URL": prometheus.url,
+            "CANARYD_WEBHOOK_SECRET": receiver.secret,
+            "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.url.split("/")[2],
+            "CANARYD_CONFIG_DIR": str(configs),
+            "CANARYD_SOURCE_TIMEOUT_S": "5",
+        })  # fmt: skip
+        headers = {"Authorization": f"Bearer {daemon.token}"}
+        async with aiohttp.ClientSession(headers=headers) as client:
+            scraped = await until(
+                lambda: _scraped_everything(client, prometheus), timeout_s=DATA_TIMEOUT_S
+            )
+            assert scraped, f"Prometheus did not scrape all four targets:\n{prometheus.log_tail()}"
+
+            assert await _forged_is_refused(client, receiver)
+            ids = {}
+            for service in ("checkout", "search"):
+                body = _registration(service, receiver.url)
+                async with client.post(f"{daemon.url}/api/v1/canaries", json=body) as resp:
+                    created = await resp.json()
+                    assert resp.status == 201, created
+                ids[service] = created["id"]
+
+            states: dict[str, dict[str, Any]] = {}
+
+            async def settled() -> bool:
+                for service, cid in ids.items():
+                    states[service] = await _canary(client, daemon, cid)
+                return all(_settled(s) for s in states.values())
+
+            done = await until(settled, timeout_s=DECISION_TIMEOUT_S, interval_s=0.5)
+            where = {s: (v["phase"], v["reason"]) for s, v in states.items()}
+            assert done, f"not settled in {DECISION_TIMEOUT_S:g}s: {where}\n{daemon.log_tail()}"
+            verdicts = {}
+            for service, cid in ids.items():
+                async with client.get(f"{daemon.url}/api/v1/canaries/{cid}/verdict") as resp:
+                    verdicts[service] = (await resp.json())["verdict"]
+
+        good, bad = states["checkout"], states["search"]
+        assert bad["phase"] == "rolled_back", (bad["reason"], daemon.log_tail())
+        assert good["phase"] == "promoted", (good["reason"], daemon.log_tail())
+        assert verdicts == {"checkout": "pass", "search": "fail"}
+        assert "error_rate" in bad["reason"]
+
+        # Judged on real data: ticks recorded, and the good canary scored from Prometheus' series.
+        assert bad["ticks"], "no ticks recorded for the bad canary"
+        assert good["ticks"], "no ticks recorded for the good canary"
+        scored = [t for t in good["ticks"] if t["score"] is not None]
+        assert scored, [t["reason"] for t in good["ticks"]]
+        assert scored[-1]["score"] >= JUDGE_CONFIG["score_thresholds"]["pass"]
+        assert all(t["results"].get("no_data") is None for t in scored)
+
+        # Webhooks: only signature-verified events count; none was rejected.
+        assert receiver.rejected == 1  # the forged one
+        assert receiver.of(ids["search"]) == ["rollback"]
+        assert receiver.of(ids["checkout"]) == ["step", "promote"]
+        for event in receiver.events:
+            assert event["_headers"]["event"] == event["event"]
+            assert event["_headers"]["delivery"].startswith(f"{event['canary_id']}:")
+        for state in (good, bad):
+            assert {d["state"] for d in state["deliveries"]} == {"delivered"}
+
+        # SIGTERM: the daemon exits 0 within its grace period (plus a margin for closing up).
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(daemon.proc.wait(), daemon.grace_s + 5.0)
+        assert code == 0, daemon.log_tail()
