@@ -6,9 +6,12 @@ The decision for one metric, in order (kayenta-judge ``classifiers/metric/MannWh
    have data and is not critical); with the ``replace`` NaN strategy an empty side passes;
 2. both sides hold the same values → ``Pass`` (identical samples);
 3. one distinct value over both sides → ``Pass``;
-4. otherwise the shift interval [lower, upper] at ``confidence`` is compared with the tolerance
-   band ±tolerance·|estimate|: ``High`` when lower > band and the effect size reaches
-   ``allowed_increase`` (direction increase/either), ``Low`` when upper < −band and the effect
+4. otherwise the shift is compared with the tolerance band ±tolerance·|estimate|: ``High``
+   when the interval lies above +band — decided exactly as "the test at d = +band rejects in
+   favour of a larger shift", W(+band) > z, which also covers zero-inflated data whose
+   interval ends ON the band (ClassifierSuite "High Metric (Large Input)") — and the effect
+   size reaches
+   ``allowed_increase`` (direction increase/either), ``Low`` when W(−band) < −z and the effect
    size is at most ``allowed_decrease`` (direction decrease/either), else ``Pass``. An
    undefined effect (meanRatio with a zero mean) passes the gates, as in Kayenta;
 5. a critical metric whose High (Low) effect reaches ``critical_increase`` (``critical_decrease``)
@@ -199,7 +202,7 @@ def _decide_rows(
     ex_stats: Sequence[Stats], ct_stats: Sequence[Stats],
 ) -> list[MetricJudgement]:  # fmt: skip
     """Step 4–5 for rows that need the test, vectorised over rows."""
-    tests = mann_whitney_batch(x, y, confidence=opts.confidence)
+    tests = mann_whitney_batch(x, y, confidence=opts.confidence, tolerance=opts.tolerance)
     out = []
     for i, test in enumerate(tests):
         ex, ct = ex_stats[i], ct_stats[i]
@@ -226,10 +229,10 @@ def _label(
     up = opts.direction in (Direction.INCREASE, Direction.EITHER)
     down = opts.direction in (Direction.DECREASE, Direction.EITHER)
     label, critical = Label.PASS, False
-    if up and test.lower > band and _at_least(effect, opts.threshold("allowed_increase")):
+    if up and test.above_band and _at_least(effect, opts.threshold("allowed_increase")):
         label = Label.HIGH
         critical = opts.critical and _at_least(effect, opts.threshold("critical_increase"))
-    elif down and test.upper < -band and _at_most(effect, opts.threshold("allowed_decrease")):
+    elif down and test.below_band and _at_most(effect, opts.threshold("allowed_decrease")):
         label = Label.LOW
         critical = opts.critical and _at_most(effect, opts.threshold("critical_decrease"))
     reason = _reason(label, test, band, effect, opts, critical=critical)

@@ -64,6 +64,12 @@ class MannWhitneyResult:
     upper: float
     estimate: float
     confidence: float
+    band: float = float("nan")
+    """tolerance·|estimate| when a tolerance was given (Kayenta's classification band)."""
+    above_band: bool = False
+    """The test rejects "shift ≤ +band" in favour of a larger shift: W(+band) > z."""
+    below_band: bool = False
+    """The test rejects "shift ≥ −band" in favour of a smaller shift: W(−band) < −z."""
     reason: str = ""
     """Empty for a regular result; says why the answer is degenerate otherwise."""
 
@@ -92,7 +98,11 @@ def _as_sample(values: npt.ArrayLike, name: str) -> FloatArray:
 
 
 def mann_whitney(
-    experiment: npt.ArrayLike, control: npt.ArrayLike, *, confidence: float = 0.98
+    experiment: npt.ArrayLike,
+    control: npt.ArrayLike,
+    *,
+    confidence: float = 0.98,
+    tolerance: float | None = None,
 ) -> MannWhitneyResult:
     """Compare one experiment sample with one control sample (see the module docstring)."""
     x = _as_sample(experiment, "experiment")
@@ -104,15 +114,22 @@ def mann_whitney(
             u=nan, z=nan, p_value=nan, lower=nan, upper=nan, estimate=nan,
             confidence=confidence, reason="no data",
         )  # fmt: skip
-    return mann_whitney_batch(x[None, :], y[None, :], confidence=confidence)[0]
+    return mann_whitney_batch(x[None, :], y[None, :], confidence=confidence, tolerance=tolerance)[0]
 
 
 def mann_whitney_batch(
-    experiment: FloatArray, control: FloatArray, *, confidence: float = 0.98, chunk: int = 128
+    experiment: FloatArray,
+    control: FloatArray,
+    *,
+    confidence: float = 0.98,
+    tolerance: float | None = None,
+    chunk: int = 128,
 ) -> list[MannWhitneyResult]:
     """Compare row i of ``experiment`` (B×n) with row i of ``control`` (B×m), vectorised.
 
-    Rows are processed ``chunk`` at a time so the B×n×m pairwise differences stay in cache.
+    With a ``tolerance``, each result also says whether the test rejects a shift of at most
+    ±tolerance·|estimate| (the band Kayenta classifies against). Rows are processed ``chunk``
+    at a time so the B×n×m pairwise differences stay in cache.
     """
     x = np.asarray(experiment, dtype=np.float64)
     y = np.asarray(control, dtype=np.float64)
@@ -126,13 +143,16 @@ def mann_whitney_batch(
         msg = "samples contain NaN or infinite values; apply a NaN strategy first"
         raise ValueError(msg)
     _check_confidence(confidence)
+    if tolerance is not None and not (tolerance >= 0 and np.isfinite(tolerance)):
+        msg = f"tolerance must be a finite number ≥ 0, got {tolerance!r}"
+        raise ValueError(msg)
     zq = z_quantile(confidence)
     out: list[MannWhitneyResult] = []
     # One scratch buffer for the pairwise differences, reused by every chunk.
     scratch = np.empty((min(chunk, x.shape[0]), x.shape[1] * y.shape[1]))
     for start in range(0, x.shape[0], chunk):
         xs, ys = x[start : start + chunk], y[start : start + chunk]
-        out.extend(_chunk(xs, ys, zq, confidence, scratch[: xs.shape[0]]))
+        out.extend(_chunk(xs, ys, zq, confidence, scratch[: xs.shape[0]], tolerance=tolerance))
     return out
 
 
@@ -165,7 +185,13 @@ def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
 
 
 def _chunk(
-    x: FloatArray, y: FloatArray, zq: float, confidence: float, diffs: FloatArray
+    x: FloatArray,
+    y: FloatArray,
+    zq: float,
+    confidence: float,
+    diffs: FloatArray,
+    *,
+    tolerance: float | None,
 ) -> list[MannWhitneyResult]:
     b, n = x.shape
     m = y.shape[1]
@@ -196,10 +222,21 @@ def _chunk(
     half = pairs // 2
     estimate = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
 
+    band: FloatArray = np.full(b, np.nan)
+    above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
+    beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
+    if tolerance is not None:
+        band = tolerance * np.abs(estimate)
+        above = _w_at(diffs, x, y, band) > zq
+        beneath = _w_at(diffs, x, y, -band) < -zq
     constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
     reasons = [
         "both sides constant: every pairwise difference is equal" if c else "" for c in constant
     ]
+    columns = zip(
+        u.tolist(), z.tolist(), p.tolist(), lower.tolist(), upper.tolist(), estimate.tolist(),
+        band.tolist(), above.tolist(), beneath.tolist(), reasons, strict=True,
+    )  # fmt: skip
     return [
         MannWhitneyResult(
             u=ui,
@@ -209,23 +246,38 @@ def _chunk(
             upper=hi,
             estimate=est,
             confidence=confidence,
+            band=bd,
+            above_band=ab,
+            below_band=be,
             reason=why,
         )
-        for ui, zi, pi, lo, hi, est, why in zip(
-            u.tolist(),
-            z.tolist(),
-            p.tolist(),
-            lower.tolist(),
-            upper.tolist(),
-            estimate.tolist(),
-            reasons,
-            strict=True,
-        )
+        for ui, zi, pi, lo, hi, est, bd, ab, be, why in columns
     ]
 
 
-def _count_before(sorted_rows: FloatArray, value: float, *, strict: bool) -> FloatArray:
-    """Per row, how many entries are < value (strict) or ≤ value: a binary search on all rows."""
+def _w_at(diffs: FloatArray, x: FloatArray, y: FloatArray, shift: FloatArray) -> FloatArray:
+    """R's W(d) at d = ``shift`` per row, exactly: U of (x − d, y) with ties counted ½ and σ
+    from the pooled ties of (x − d, y) — which include cross ties when d is a pairwise
+    difference (the case that matters for zero-inflated data, where the band is 0)."""
+    n = x.shape[1]
+    m = y.shape[1]
+    pairs = n * m
+    less = _count_before(diffs, shift, strict=True)
+    not_above = _count_before(diffs, shift, strict=False)
+    u = (pairs - not_above) + 0.5 * (not_above - less)
+    pooled = np.sort(np.concatenate([x - shift[:, None], y], axis=1), axis=1)
+    sigma = _sigma(n, m, _tie_term(pooled))
+    dz = u - pairs / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = (dz - 0.5 * np.sign(dz)) / sigma
+    return np.where(np.isfinite(w), w, 0.0)
+
+
+def _count_before(
+    sorted_rows: FloatArray, value: float | FloatArray, *, strict: bool
+) -> FloatArray:
+    """Per row, how many entries are < value (strict) or ≤ value: a binary search on all rows
+    at once; ``value`` is one number or one per row."""
     b, n = sorted_rows.shape
     lo = np.zeros(b, dtype=np.intp)  # invariant: the first lo entries pass the test
     hi = np.full(b, n, dtype=np.intp)  # and entries from hi on fail it

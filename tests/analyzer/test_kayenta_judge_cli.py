@@ -200,16 +200,12 @@ class TestClassifierSuiteCli:
         assert (meta["lowerConfidence"], meta["estimate"], meta["upperConfidence"]) == (c, c, c)
         assert result["classificationReason"], case.source
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="core discrepancy: exact interval [0, 0] on zero-inflated data gives Pass; "
-        "Kayenta's solver stop at 3.52e-5 gives High (see test_kayenta_suites.py)",
-    )
     def test_zero_inflated_high(self, judge: _Judge) -> None:
         """Zero-inflated error rates that are 4.4× higher are classified High.
 
-        Not covered by (1)–(5); see ``TestClassifierSuite.test_zero_inflated_high`` in
-        ``tests/judges/test_kayenta_suites.py``: canaryd reports [0, 0] and Pass.
+        See ``TestClassifierSuite.test_zero_inflated_high`` in
+        ``tests/judges/test_kayenta_suites.py``: the interval is [0, 0] and the band test
+        W(0) > z decides High.
         """
         case = next(c for c in _MW_CLASSIFIER if c.id == _ZERO_INFLATED_HIGH)
         result = _only_result(judge(_classifier_request(case)))

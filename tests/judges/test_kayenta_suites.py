@@ -426,11 +426,6 @@ _MW_CLASSIFIER = [c for c in kv.CLASSIFIER_CASES if c.classifier == "mannWhitney
 _ZERO_INFLATED_HIGH = "mw_high_large_zero_inflated"
 _REGULAR = [c for c in _MW_CLASSIFIER if c.deterministic and c.id != _ZERO_INFLATED_HIGH]
 _NOISY = [c for c in _MW_CLASSIFIER if not c.deterministic]
-_ZERO_INFLATED_XFAIL = (
-    "core discrepancy: the exact lower end is the jump point 0.0, and 0.0 > tolerance·|0.0| is "
-    "false, so canaryd says Pass; Kayenta's solver stops at 3.52e-5 (within its 1e-4 tolerance) "
-    "and says High although W(0) = +5.94 rejects a zero shift (p = 2.8e-9)"
-)
 
 
 class TestClassifierSuite:
@@ -470,14 +465,13 @@ class TestClassifierSuite:
         assert first.test.reason == CONSTANT_REASON, case.source
         assert first.reason, case.source
 
-    @pytest.mark.xfail(strict=True, reason=_ZERO_INFLATED_XFAIL)
     def test_zero_inflated_high(self) -> None:
         """Zero-inflated error rates that are 4.4× higher are High, as the suite asserts.
 
-        Not covered by (1)–(5): canaryd's interval is [0, 0] (most pairwise differences are
-        exactly 0), so the band tolerance·|estimate| is 0 and "lower > band" fails; Kayenta's
-        lower end is a solver stop at 3.52e-5 > band 2.6e-6. The test at d = 0 rejects with
-        W = +5.94, so High is the right answer; reported as a core discrepancy.
+        canaryd's interval is [0, 0] (most pairwise differences are exactly 0) and the band
+        tolerance·|estimate| is 0; the classifier asks the test itself whether a shift within
+        the band is rejected: W(0) = +5.94 > z, so High. Kayenta reaches the same label through
+        a solver stop at 3.52e-5 > band 2.6e-6.
         """
         case = next(c for c in _MW_CLASSIFIER if c.id == _ZERO_INFLATED_HIGH)
         judgement = classify(case.experiment, case.control, _options(case))
