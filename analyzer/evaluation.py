@@ -8,6 +8,9 @@ one batch, and the backtester runs the very same function on recordings.
 - Mann-Whitney and threshold metrics are judged and scored only when the lifecycle asks for a
   score (an interval boundary or the end of a stage), over the analysis window.
 - For a ``count`` metric, Mann-Whitney judges the per-step ratio events/exposure.
+- Sequential metrics (``sequential-count``, ``sequential-mean``) are recomputed on every poll
+  from the whole window since analysis started; they share the config's α by e-Bonferroni.
+  When scored, a failed one counts as High (Low for direction decrease), others as Pass.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from analyzer.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
 from analyzer.model import FloatArray, MetricData, Window
 from judges import (
+    Direction,
     Label,
     MannWhitneyOptions,
     ScoredMetric,
@@ -32,6 +36,7 @@ from judges import (
     threshold_counts,
     threshold_series,
 )
+from judges.sequential import SequentialResult, sequential_count, sequential_mean
 
 __all__ = ["Evaluation", "MetricOutcome", "evaluate", "per_step_series"]
 
@@ -50,14 +55,73 @@ class MetricOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SequentialOutcome:
+    """One sequential metric's state after this poll."""
+
+    name: str
+    judge: str
+    critical: bool
+    direction: Direction
+    result: SequentialResult
+
+    @property
+    def failed(self) -> bool:
+        """A regression is proven (e-value at the e-Bonferroni threshold)."""
+        return self.result.failed
+
+    @property
+    def proven(self) -> bool:
+        """Non-inferiority within the metric's tolerance is proven."""
+        return self.result.proven
+
+    @property
+    def reason(self) -> str:
+        """The verdict in words, e.g. "error_rate: rate ≥ 2.1× baseline (e = 41 ≥ 20)"."""
+        r = self.result
+        if not r.failed:
+            return f"{self.name}: {r.reason}"
+        disp = f", dispersion {r.dispersion:.2g}" if r.dispersion > 1.0 else ""
+        evidence = f"e = {r.e_value:.3g} ≥ {r.threshold:g}{disp}"
+        if self.judge == "sequential-count":
+            if self.direction is Direction.DECREASE:
+                return f"{self.name}: rate ≤ {r.upper:.2g}× baseline ({evidence})"
+            return f"{self.name}: rate ≥ {r.lower:.2g}× baseline ({evidence})"
+        if self.direction is Direction.DECREASE:
+            return f"{self.name}: canary − baseline ≤ {r.upper:.4g} ({evidence})"
+        return f"{self.name}: canary − baseline ≥ {r.lower:.4g} ({evidence})"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready evidence."""
+        r = self.result
+        return {
+            "name": self.name, "judge": self.judge, "critical": self.critical,
+            "failed": r.failed, "proven": r.proven, "e_value": _num(r.e_value),
+            "threshold": r.threshold, "estimate": _num(r.estimate), "lower": _num(r.lower),
+            "upper": _num(r.upper), "steps": r.steps, "dispersion": r.dispersion,
+            "reason": self.reason,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Evaluation:
     """Everything the lifecycle needs to decide one poll."""
 
     kill: tuple[ThresholdResult, ...] = ()
+    sequential: tuple[SequentialOutcome, ...] = ()
     metrics: tuple[MetricOutcome, ...] = ()
     score: ScoreResult | None = None
     no_data: bool = False
     no_data_reason: str = ""
+
+    @property
+    def critical_failures(self) -> tuple[SequentialOutcome, ...]:
+        """Critical sequential metrics whose regression is proven: rollback now."""
+        return tuple(s for s in self.sequential if s.critical and s.failed)
+
+    @property
+    def all_proven(self) -> bool:
+        """Every sequential metric has proven non-inferiority (and there is at least one)."""
+        return bool(self.sequential) and all(s.proven for s in self.sequential)
 
     @property
     def tripped(self) -> tuple[ThresholdResult, ...]:
@@ -89,6 +153,7 @@ class Evaluation:
                 }
                 for m in self.metrics
             ],
+            "sequential": [s.record() for s in self.sequential],
             "score": None if self.score is None else _score_record(self.score),
             "no_data": self.no_data_reason if self.no_data else None,
         }
@@ -132,9 +197,15 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
         reasons = sorted({d.error or f"{d.name}: no data" for d in window.metrics.values()})
         return Evaluation(no_data=True, no_data_reason="; ".join(reasons) or "no metrics")
     kill = tuple(_kill(rule, config, window) for rule in config.kill_switch)
+    sequential = _sequential(config, window)
     if not score_now:
-        return Evaluation(kill=kill)
-    outcomes = tuple(_judge_metric(m, config, window.metrics.get(m.name)) for m in config.metrics)
+        return Evaluation(kill=kill, sequential=sequential)
+    by_name = {s.name: s for s in sequential}
+    outcomes = tuple(
+        _sequential_outcome(m, by_name[m.name]) if m.name in by_name
+        else _judge_metric(m, config, window.metrics.get(m.name))
+        for m in config.metrics
+    )  # fmt: skip
     scored = [
         ScoredMetric(
             name=o.name,
@@ -151,7 +222,57 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
         scored, config.groups,
         pass_threshold=thresholds.pass_, marginal_threshold=thresholds.marginal,
     )  # fmt: skip
-    return Evaluation(kill=kill, metrics=outcomes, score=score)
+    return Evaluation(kill=kill, sequential=sequential, metrics=outcomes, score=score)
+
+
+def _sequential(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome, ...]:
+    metrics = [m for m in config.metrics if m.sequential]
+    t_opt = max(10, round(config.analysis_interval / config.step))
+    out = []
+    for metric in metrics:
+        data = window.metrics.get(metric.name)
+        if data is None or data.error:
+            result = SequentialResult(
+                e_value=1.0, estimate=math.nan, lower=-math.inf, upper=math.inf, steps=0,
+                failed=False, proven=False, threshold=len(metrics) / config.alpha,
+                reason=data.error if data is not None else "not fetched",
+            )  # fmt: skip
+        elif metric.judge == "sequential-count":
+            result = sequential_count(
+                data.baseline["events"], data.baseline["exposure"],
+                data.canary["events"], data.canary["exposure"],
+                alpha=config.alpha, metrics=len(metrics), tolerance=metric.tolerance or 1.2,
+                direction=metric.direction,
+            )  # fmt: skip
+        else:
+            result = sequential_mean(
+                data.baseline["values"], data.canary["values"], alpha=config.alpha,
+                metrics=len(metrics), tolerance=metric.tolerance or 0.0,
+                direction=metric.direction, t_opt=t_opt,
+            )  # fmt: skip
+        out.append(
+            SequentialOutcome(
+                name=metric.name,
+                judge=metric.judge,
+                critical=metric.critical,
+                direction=metric.direction,
+                result=result,
+            )
+        )
+    return tuple(out)
+
+
+def _sequential_outcome(metric: MetricConfig, seq: SequentialOutcome) -> MetricOutcome:
+    """A sequential metric as the scorer sees it: High/Low when failed, Nodata without data."""
+    if seq.result.steps == 0:
+        return _nodata(metric, seq.result.reason or "no data")
+    label = Label.PASS
+    if seq.failed:
+        label = Label.LOW if metric.direction is Direction.DECREASE else Label.HIGH
+    return MetricOutcome(
+        name=metric.name, judge=metric.judge, label=label, reason=seq.reason,
+        critical=metric.critical and seq.failed, muted=metric.muted, details=seq.record(),
+    )  # fmt: skip
 
 
 def _rule(limits: ThresholdLimits, metric: str) -> ThresholdRule:

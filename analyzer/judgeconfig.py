@@ -24,7 +24,6 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -43,8 +42,8 @@ __all__ = [
     "validation_message",
 ]
 
-AVAILABLE_JUDGES = frozenset({"mann-whitney", "threshold"})
-"""Judges this build runs; the others in the schema are refused by name until they land."""
+AVAILABLE_JUDGES = frozenset({"mann-whitney", "threshold", "sequential-count", "sequential-mean"})
+"""Every judge a metric may name; anything else is refused naming the field."""
 BUILTIN_VARIABLES = frozenset({"selector", "step", "window"})
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
@@ -156,15 +155,6 @@ class MetricConfig(_Model):
     threshold: ThresholdLimits | None = None
     query: str | CountQuery
 
-    @field_validator("judge")
-    @classmethod
-    def _judge_built(cls, judge: str) -> str:
-        if judge not in AVAILABLE_JUDGES:
-            available = ", ".join(sorted(AVAILABLE_JUDGES))
-            msg = f"judge {judge!r} is not available in this build (available: {available})"
-            raise ValueError(msg)
-        return judge
-
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.kind == "count" and not isinstance(self.query, CountQuery):
@@ -182,7 +172,18 @@ class MetricConfig(_Model):
         if self.judge == "sequential-mean" and self.kind != "series":
             msg = "sequential-mean judges series metrics only"
             raise ValueError(msg)
+        if self.judge == "sequential-mean" and self.tolerance is None:
+            msg = "tolerance: sequential-mean needs the allowed change in the metric's units"
+            raise ValueError(msg)
+        if self.judge == "sequential-count" and self.tolerance is not None and self.tolerance <= 1:
+            msg = "tolerance: a rate ratio above 1 (e.g. 1.2) accepted for early promotion"
+            raise ValueError(msg)
         return self
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the metric is judged by an anytime-valid sequential test."""
+        return self.judge in ("sequential-count", "sequential-mean")
 
     def templates(self) -> dict[str, str]:
         """The query templates by role (``query``, or ``events`` and ``exposure``)."""

@@ -4,12 +4,15 @@
 canary it decides, in this order (DESIGN.md §4):
 
 1. a kill-switch rule trips → rollback now;
-2. a critical sequential metric fails → rollback now (sequential judges arrive later);
+2. a critical sequential metric fails → rollback now (a non-critical one counts as High when
+   the interval is scored);
 3. no data at all → verdict ``none``; ``on_no_data: rollback`` rolls back, ``hold`` waits;
 4. with a score (interval boundary or end of stage): score < marginal → rollback;
 5. at the end of a stage: score ≥ pass → step to the next stage, or promote after the last;
    marginal ≤ score < pass (or no score by the deadline) → inconclusive → ``on_inconclusive``
-   (``pause`` for a human, or ``rollback``).
+   (``pause`` for a human, or ``rollback``);
+6. early end of a stage: every sequential metric has proven non-inferiority, the stage's
+   minimum time has passed and no scored interval is below pass → step / promote early.
 
 Manual actions (abort, promote, pause, resume) go through ``apply_action``.
 """
@@ -146,6 +149,10 @@ def _running(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) ->
     if tripped:
         why = "kill-switch: " + "; ".join(k.reason for k in tripped)
         return _decide(canary, Action.ROLLBACK, why, now, score=None, phase=Phase.ROLLED_BACK)
+    failures = ev.critical_failures
+    if failures:
+        why = "; ".join(f.reason for f in failures)
+        return _decide(canary, Action.ROLLBACK, why, now, score=None, phase=Phase.ROLLED_BACK)
     stage_over = now >= stage_ends_at(canary)
     if ev.no_data:
         if config.on_no_data == "rollback":
@@ -192,10 +199,29 @@ def _scored(
         )
     if not stage_over:
         state = replace(canary, last_score=score, last_reason=detail, updated_at=now)
+        if score >= marks.pass_ and _may_end_early(state, config, ev, now):
+            return _advance(state, f"{detail}; {_proven_reason(ev)}", now, score)
         return Step(canary=state, verdict=Verdict.RUNNING, reason=detail, score=score)
     if score >= marks.pass_:
         return _advance(canary, f"{detail} ≥ pass {marks.pass_:g}", now, score)
     return _inconclusive(canary, config, f"{detail} between marginal and pass", now, score)
+
+
+def _may_end_early(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) -> bool:
+    """Every sequential metric proven, the stage's minimum time over, no failing score."""
+    if not ev.all_proven or now < canary.stage_started_at + canary.stage.min_duration_s:
+        return False
+    return canary.last_score is None or canary.last_score >= config.score_thresholds.pass_
+
+
+def _proven_reason(ev: Evaluation) -> str:
+    return "early: " + "; ".join(s.reason for s in ev.sequential)
+
+
+def _running_reason(ev: Evaluation) -> str:
+    if ev.sequential:
+        return "judging: " + "; ".join(s.reason for s in ev.sequential)
+    return "judging; no kill-switch tripped"
 
 
 _ALLOWED: dict[Action, frozenset[Phase]] = {

@@ -98,10 +98,12 @@ class DeliveryState(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
-    """One traffic stage: the canary's weight (percent) for at least ``duration_s``."""
+    """One traffic stage: the canary's weight (percent) for ``duration_s``; the stage may end
+    early, once every sequential metric has proven non-inferiority, after ``min_duration_s``."""
 
     weight: float
     duration_s: float
+    min_duration_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

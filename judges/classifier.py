@@ -82,7 +82,8 @@ class MetricJudgement:
     """The classification of one metric with the evidence behind it."""
 
     label: Label
-    reason: str
+    note: str = ""
+    """The reason of a decision taken before the test (no data, identical, Inf ...)."""
     critical: bool
     """True when this result fails the canary on its own (Kayenta's result ``critical``)."""
     muted: bool = False
@@ -93,6 +94,15 @@ class MetricJudgement:
     test: MannWhitneyResult | None = None
     experiment: Stats = field(default_factory=lambda: describe(np.empty(0)))
     control: Stats = field(default_factory=lambda: describe(np.empty(0)))
+    measure: EffectMeasure = EffectMeasure.MEAN_RATIO
+
+    @property
+    def reason(self) -> str:
+        """Why the metric got its label, in words (formatted on demand: the hot loop judges
+        thousands of metrics and reads few reasons)."""
+        if self.note or self.test is None:
+            return self.note
+        return _reason(self.label, self.test, self.effect, self.measure, critical=self.critical)
 
 
 def classify(
@@ -173,8 +183,8 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
         label: Label, why: str, *, critical: bool, ratio: float = math.nan
     ) -> MetricJudgement:
         return MetricJudgement(
-            label=label, reason=why, critical=critical, muted=opts.muted, ratio=ratio,
-            experiment=ex, control=ct,
+            label=label, note=why, critical=critical, muted=opts.muted, ratio=ratio,
+            experiment=ex, control=ct, measure=opts.effect_measure,
         )  # fmt: skip
 
     if x.size == 0 or y.size == 0:
@@ -225,7 +235,6 @@ def _label(
     test: MannWhitneyResult, effect: float, ratio: float, opts: MannWhitneyOptions,
     *, ex: Stats, ct: Stats,
 ) -> MetricJudgement:  # fmt: skip
-    band = opts.tolerance * abs(test.estimate)
     up = opts.direction in (Direction.INCREASE, Direction.EITHER)
     down = opts.direction in (Direction.DECREASE, Direction.EITHER)
     label, critical = Label.PASS, False
@@ -235,10 +244,9 @@ def _label(
     elif down and test.below_band and _at_most(effect, opts.threshold("allowed_decrease")):
         label = Label.LOW
         critical = opts.critical and _at_most(effect, opts.threshold("critical_decrease"))
-    reason = _reason(label, test, band, effect, opts, critical=critical)
     return MetricJudgement(
-        label=label, reason=reason, critical=critical, muted=opts.muted, effect=effect,
-        ratio=ratio, test=test, experiment=ex, control=ct,
+        label=label, critical=critical, muted=opts.muted, effect=effect, ratio=ratio,
+        test=test, experiment=ex, control=ct, measure=opts.effect_measure,
     )  # fmt: skip
 
 
@@ -253,12 +261,13 @@ def _at_most(effect: float, threshold: float) -> bool:
 
 
 def _reason(
-    label: Label, test: MannWhitneyResult, band: float, effect: float,
-    opts: MannWhitneyOptions, *, critical: bool,
+    label: Label, test: MannWhitneyResult, effect: float, effect_measure: EffectMeasure,
+    *, critical: bool,
 ) -> str:  # fmt: skip
-    pct = round(opts.confidence * 100, 2)
+    pct = round(test.confidence * 100, 2)
+    band = test.band
     shift = f"shift {test.estimate:.6g} ({pct:g}% CI [{test.lower:.6g}, {test.upper:.6g}])"
-    measure = str(opts.effect_measure)
+    measure = str(effect_measure)
     match label:
         case Label.HIGH:
             tail = " (critical)" if critical else ""

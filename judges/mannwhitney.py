@@ -276,20 +276,21 @@ def _w_at(diffs: FloatArray, x: FloatArray, y: FloatArray, shift: FloatArray) ->
 def _count_before(
     sorted_rows: FloatArray, value: float | FloatArray, *, strict: bool
 ) -> FloatArray:
-    """Per row, how many entries are < value (strict) or ≤ value: a binary search on all rows
-    at once; ``value`` is one number or one per row."""
+    """Per row, how many entries are < value (strict) or ≤ value: one binary search over all
+    rows at once (flat indexing); ``value`` is one number or one per row."""
     b, n = sorted_rows.shape
+    flat = sorted_rows.reshape(-1)
+    base = np.arange(b, dtype=np.intp) * n
     lo = np.zeros(b, dtype=np.intp)  # invariant: the first lo entries pass the test
     hi = np.full(b, n, dtype=np.intp)  # and entries from hi on fail it
-    while True:
-        open_rows = lo < hi
-        if not open_rows.any():
-            return lo.astype(np.float64)
-        mid = (lo + hi) // 2
-        probe = np.take_along_axis(sorted_rows, np.minimum(mid, n - 1)[:, None], axis=1)[:, 0]
+    for _ in range(n.bit_length()):
+        mid = (lo + hi) >> 1
+        probe = flat[base + np.minimum(mid, n - 1)]
         passes = (probe < value) if strict else (probe <= value)
-        lo = np.where(open_rows & passes, mid + 1, lo)
-        hi = np.where(open_rows & ~passes, mid, hi)
+        active = lo < hi
+        lo = np.where(active & passes, mid + 1, lo)
+        hi = np.where(active & ~passes, mid, hi)
+    return lo.astype(np.float64)
 
 
 def _root(diffs: FloatArray, c: FloatArray) -> FloatArray:

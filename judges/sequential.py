@@ -19,7 +19,8 @@ e-process for "no regression" (H₀: r ≤ 1). A confidence sequence for r colle
 own mixture e-value (a two-sided mixture of the same likelihood ratios around r₀) stays below
 1/α (reported with the verdict). Early promotion needs non-inferiority proven the same way as a
 regression: the one-sided mixture of Mₜ(r)/Mₜ(r₀) over r < r₀ at r₀ = ``tolerance`` (snapped down
-to the grid, which is conservative) is an e-process for H₀: r ≥ tolerance. Bursty (overdispersed) counts make the binomial
+to the grid, which is conservative) is an e-process for H₀: r ≥ tolerance. Bursty
+(overdispersed) counts make the binomial
 model overconfident; the evidence is tempered by a Pearson dispersion estimate φ ≥ 1 computed
 at the maximum-likelihood ratio — log Mₜ / φ, the quasi-likelihood of McCullagh & Nelder (1989,
 §9.2) — which leaves Poisson data (φ ≈ 1) untouched.

@@ -16,7 +16,7 @@ from analyzer.errors import InvalidInput, NotFound
 from analyzer.fleet import Registration
 from analyzer.judgeconfig import JudgeConfig, parse_config
 from analyzer.model import Mode, Side, Stage
-from analyzer.sources.promql import render
+from analyzer.sources.promql import render, selector
 from analyzer.sources.scrape import check_supported
 from analyzer.webhooks import check_webhook_url
 
@@ -57,6 +57,10 @@ def _check_queries(
 def _side(side: SideIn, name: str, scrape: bool) -> Side:
     if scrape and not side.targets:
         raise InvalidInput(f"{name}.targets", "the scrape source needs the side's /metrics URLs")
+    try:  # the matchers the queries will get: empty values and bad names named per side
+        selector(side.labels)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{name}.{exc.field}", exc.message) from None
     return Side(labels=dict(side.labels), targets=tuple(side.targets))
 
 
@@ -76,7 +80,10 @@ async def build_registration(
     url = spec.webhook.url if spec.webhook is not None else None
     if url is not None and spec.mode is Mode.LIVE:
         check_webhook_url(url, allowed_hosts)
-    stages = tuple(Stage(weight=s.weight, duration_s=s.duration) for s in spec.stages)
+    stages = tuple(
+        Stage(weight=s.weight, duration_s=s.duration, min_duration_s=s.min_duration)
+        for s in spec.stages
+    )
     return Registration(
         name=spec.name, service=spec.service, config_hash=digest, config_name=config.name,
         baseline=baseline, canary=canary, stages=stages, webhook_url=url, mode=spec.mode,

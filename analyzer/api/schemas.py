@@ -70,6 +70,16 @@ class StageIn(_In):
 
     weight: float = Field(gt=0, le=100)
     duration: Duration
+    min_duration: Duration = Field(
+        default=0.0, description="earliest end of the stage once sequential metrics prove it"
+    )
+
+    @model_validator(mode="after")
+    def _min_within(self) -> Self:
+        if self.min_duration > self.duration:
+            msg = f"min_duration ({self.min_duration:g}s) exceeds duration ({self.duration:g}s)"
+            raise ValueError(msg)
+        return self
 
 
 class WebhookIn(_In):
@@ -96,7 +106,7 @@ class RegisterRequest(_In):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if (self.config is None) == (self.config_inline is None):
-            msg = "give exactly one of config (a stored config's name) or config_inline"
+            msg = "config: give exactly one of config (a stored config's name) or config_inline"
             raise ValueError(msg)
         weights = [s.weight for s in self.stages]
         if weights != sorted(weights):

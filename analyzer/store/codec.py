@@ -59,7 +59,7 @@ CANARY_COLUMNS = (
     "id", "name", "service", "config_name", "config_hash", "baseline", "canary", "stages",
     "webhook_url", "mode", "metadata", "variables", "created_at", "phase", "stage_index",
     "stage_started_at", "analysis_started_at", "paused_from", "decision_seq", "tick_seq",
-    "last_reason", "last_score", "updated_at",
+    "last_reason", "last_score", "updated_at", "paused_at", "intervals_scored",
 )  # fmt: skip
 """The canaries columns that mirror :class:`Canary` (the table also keeps ``registration``)."""
 
@@ -138,7 +138,12 @@ def _side(text: str) -> Side:
 
 def _stages(text: str) -> tuple[Stage, ...]:
     return tuple(
-        Stage(weight=float(s["weight"]), duration_s=float(s["duration_s"])) for s in load_json(text)
+        Stage(
+            weight=float(s["weight"]),
+            duration_s=float(s["duration_s"]),
+            min_duration_s=float(s.get("min_duration_s", 0.0)),
+        )
+        for s in load_json(text)
     )
 
 
@@ -153,7 +158,12 @@ def canary_params(canary: Canary) -> dict[str, object]:
         "config_hash": canary.config_hash,
         "baseline": _side_json(canary.baseline),
         "canary": _side_json(canary.canary),
-        "stages": dump_json([{"weight": s.weight, "duration_s": s.duration_s} for s in stages]),
+        "stages": dump_json(
+            [
+                {"weight": s.weight, "duration_s": s.duration_s, "min_duration_s": s.min_duration_s}
+                for s in stages
+            ]
+        ),
         "webhook_url": canary.webhook_url,
         "mode": canary.mode.value,
         "metadata": dump_json(canary.metadata),
@@ -169,6 +179,8 @@ def canary_params(canary: Canary) -> dict[str, object]:
         "last_reason": canary.last_reason,
         "last_score": canary.last_score,
         "updated_at": canary.updated_at,
+        "paused_at": canary.paused_at,
+        "intervals_scored": canary.intervals_scored,
     }
 
 
@@ -199,6 +211,8 @@ def canary_from_row(row: Row) -> Canary:
         last_reason=row["last_reason"],
         last_score=_optional_float(row["last_score"]),
         updated_at=float(row["updated_at"]),
+        paused_at=_optional_float(row["paused_at"]),
+        intervals_scored=int(row["intervals_scored"]),
     )
 
 

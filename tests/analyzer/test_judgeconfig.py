@@ -161,9 +161,19 @@ class TestRejections:
                 id="count-with-string-query",
             ),
             pytest.param(
-                _set("metrics.0.judge", "sequential-count"),
-                "metrics.0.judge: judge 'sequential-count' is not available in this build",
-                id="sequential-count-refused",
+                _set("metrics.0.judge", "bayesian"),
+                "metrics.0.judge: Input should be 'mann-whitney', 'threshold', 'sequential-count'",
+                id="unknown-judge",
+            ),
+            pytest.param(
+                _set("metrics.1.judge", "sequential-count"),
+                "metrics.1: sequential-count judges count metrics only",
+                id="sequential-count-on-series",
+            ),
+            pytest.param(
+                _set("metrics.1.judge", "sequential-mean"),
+                "metrics.1: tolerance: sequential-mean needs the allowed change",
+                id="sequential-mean-without-tolerance",
             ),
             pytest.param(
                 _set("metrics.1.direction", "up"), "metrics.1.direction: Input should be", id="dir"
@@ -184,10 +194,12 @@ class TestRejections:
         """The message starts each problem with the dotted path of the bad field."""
         assert expected in _rejection(mutation)
 
-    def test_sequential_count_message_lists_available_judges(self) -> None:
-        """The refusal of a sequential judge says which judges this build has."""
-        message = _rejection(_set("metrics.0.judge", "sequential-count"))
-        assert "available: mann-whitney, threshold" in message
+    def test_sequential_count_accepted(self) -> None:
+        """A count metric may be judged by the anytime-valid sequential test."""
+        data = _base()
+        data["metrics"][0]["judge"] = "sequential-count"
+        data["metrics"][0]["tolerance"] = 1.2
+        assert parse_config(data).metrics[0].sequential
 
     def test_declared_variable_is_accepted(self) -> None:
         """A declared variable may be used in a template."""
