@@ -116,8 +116,16 @@ _V1_OUTBOX = (
     "CREATE INDEX outbox_by_state ON outbox (state)",
 )
 
+# v2: the canary's pause time and scored-interval count, which a restart must not lose (the
+# stage timer skips a pause; an interval already scored is not scored again).
+_V2_CANARY_TIMERS = (
+    "ALTER TABLE canaries ADD COLUMN paused_at REAL",
+    "ALTER TABLE canaries ADD COLUMN intervals_scored INTEGER NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (*_V1_CONFIGS, *_V1_CANARIES, *_V1_HISTORY, *_V1_OUTBOX),
+    _V2_CANARY_TIMERS,
 )
 """Every migration in order; the schema version is the number applied."""
 
