@@ -57,9 +57,9 @@ class _FileSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Everything the daemon reads at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CANARYD_", extra="forbid", frozen=True, env_parse_none_str="",
-    )  # fmt: skip
+    # An empty variable is an empty value (``CANARYD_PROMETHEUS_URL=`` selects the scrape source;
+    # an empty list variable is no entries), never None: no setting here is optional.
+    model_config = SettingsConfigDict(env_prefix="CANARYD_", extra="forbid", frozen=True)
 
     listen: str = Field(default="127.0.0.1:8080", description="host:port the API listens on")
     database_url: str = Field(default="sqlite:///./canaryd.db", description="sqlite:///PATH")
