@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from analyzer.api.schemas import (
 )
 from analyzer.errors import Conflict, InvalidInput, NotFound
 from analyzer.fleet import Fleet
-from analyzer.judgeconfig import config_hash, parse_config, validation_message
+from analyzer.judgeconfig import JudgeConfig, config_hash, parse_config, validation_message
 from analyzer.model import Action, Phase
 from analyzer.telemetry import Telemetry
 
@@ -93,6 +94,15 @@ def _error(
     return _json(ErrorOut(error=error, field=field, detail=detail or []), status)
 
 
+_FIELD_PATH = re.compile(r"[A-Za-z_$][\w.$-]*")
+
+
+def _field_of(line: str) -> str | None:
+    """The dotted path a validation line starts with (``stages.0.weight: ...``), if any."""
+    head, sep, _ = line.partition(":")
+    return head if sep and _FIELD_PATH.fullmatch(head) else None
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Translate every error into a JSON error body with the right status."""
@@ -106,7 +116,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except ValidationError as exc:
         lines = validation_message(exc).splitlines()
-        field = lines[0].split(":", 1)[0] if lines else None
+        field = _field_of(lines[0]) if lines else None
         return _error(422, "invalid request", field, lines)
     except InvalidInput as exc:
         return _error(422, exc.message, exc.field, [str(exc)])
@@ -265,7 +275,7 @@ async def put_config(request: web.Request) -> web.Response:
     """PUT /api/v1/configs/{name}: store a new version (its name must match the path)."""
     _require(request, "config")
     name = request.match_info["name"]
-    config = parse_config(await _body(request), source="body")
+    config = _parse_body_config(await _body(request))
     if config.name != name:
         raise InvalidInput("name", f"config is named {config.name!r} but the path says {name!r}")
     version = await request.app[CTX].fleet.catalog.put(config)
@@ -274,6 +284,15 @@ async def put_config(request: web.Request) -> web.Response:
             name=version.name, hash=version.hash, created_at=version.created_at, body=version.body
         )
     )
+
+
+def _parse_body_config(body: Any) -> JudgeConfig:
+    """A config from a request body; InvalidInput names the bad field, not just "body"."""
+    try:
+        return parse_config(body, source="body")
+    except InvalidInput as exc:
+        field = _field_of(exc.message.splitlines()[0]) or exc.field
+        raise InvalidInput(field, exc.message) from None
 
 
 async def validate_config(request: web.Request) -> web.Response:

@@ -136,6 +136,7 @@ def _config_paths() -> dict[str, Any]:
         "/healthz": {"get": _op("Liveness", {"type": "object"})},
         "/readyz": {"get": _op("Readiness", {"type": "object"}, errors=(503,))},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": text}},
+        "/openapi.json": {"get": _op("This document (OpenAPI 3.1)", {"type": "object"})},
     }  # fmt: skip
 
 
