@@ -227,8 +227,8 @@ def _chunk(
     beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     if tolerance is not None:
         band = tolerance * np.abs(estimate)
-        above = _w_at(diffs, x, y, band) > zq
-        beneath = _w_at(diffs, x, y, -band) < -zq
+        above = _w_at(diffs, x, y, band, sigma0) > zq
+        beneath = _w_at(diffs, x, y, -band, sigma0) < -zq
     constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
     reasons = [
         "both sides constant: every pairwise difference is equal" if c else "" for c in constant
@@ -255,18 +255,24 @@ def _chunk(
     ]
 
 
-def _w_at(diffs: FloatArray, x: FloatArray, y: FloatArray, shift: FloatArray) -> FloatArray:
-    """R's W(d) at d = ``shift`` per row, exactly: U of (x − d, y) with ties counted ½ and σ
-    from the pooled ties of (x − d, y) — which include cross ties when d is a pairwise
-    difference (the case that matters for zero-inflated data, where the band is 0)."""
+def _w_at(
+    diffs: FloatArray, x: FloatArray, y: FloatArray, shift: FloatArray, sigma0: FloatArray
+) -> FloatArray:
+    """R's W(d) at d = ``shift`` per row, exactly: U of (x − d, y) with ties counted ½, and σ
+    from the pooled ties of (x − d, y). Those include cross ties only when d is itself a
+    pairwise difference — the case that matters for zero-inflated data, where the band is 0 —
+    so σ is recomputed for those rows alone; elsewhere it is σ₀."""
     n = x.shape[1]
     m = y.shape[1]
     pairs = n * m
     less = _count_before(diffs, shift, strict=True)
     not_above = _count_before(diffs, shift, strict=False)
     u = (pairs - not_above) + 0.5 * (not_above - less)
-    pooled = np.sort(np.concatenate([x - shift[:, None], y], axis=1), axis=1)
-    sigma = _sigma(n, m, _tie_term(pooled))
+    sigma = sigma0.copy()
+    hit = not_above > less
+    if hit.any():
+        pooled = np.sort(np.concatenate([x[hit] - shift[hit, None], y[hit]], axis=1), axis=1)
+        sigma[hit] = _sigma(n, m, _tie_term(pooled))
     dz = u - pairs / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         w = (dz - 0.5 * np.sign(dz)) / sigma
