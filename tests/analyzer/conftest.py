@@ -1,0 +1,80 @@
+"""Shared fixtures of the analyzer tests: a fake clock, a judge-config factory, an open SQLite
+store with its catalog, telemetry, and a recording webhook receiver on 127.0.0.1:0.
+
+The fakes and the base judge config live in ``fakes.py`` (import from there, never from
+``conftest``: several conftest modules share that name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
+
+from analyzer.catalog import Catalog
+from analyzer.judgeconfig import JudgeConfig, parse_config
+from analyzer.store.sqlite import SqliteStore
+from analyzer.telemetry import Telemetry
+
+
+@pytest.fixture
+def make_config() -> MakeConfig:
+    """Build a validated JudgeConfig from the base config with top-level overrides."""
+
+    def make(**overrides: Any) -> JudgeConfig:
+        return parse_config(config_body(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    """A fake clock at 2026-01-01T00:00:00Z that moves only when the test jumps it."""
+    return SteppedClock()
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> str:
+    """Where the test's SQLite database lives."""
+    return str(tmp_path / "canaryd.db")
+
+
+@pytest.fixture
+async def store(db_file: str) -> AsyncIterator[SqliteStore]:
+    """An open store on a fresh file, closed after the test."""
+    opened = SqliteStore(db_file)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def catalog(store: SqliteStore, clock: SteppedClock) -> Catalog:
+    """Judge configs kept in the test's store."""
+    return Catalog(store, clock)
+
+
+@pytest.fixture
+def telemetry() -> Telemetry:
+    """The daemon's metrics on a registry of the test's own."""
+    return Telemetry()
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    """A recording webhook endpoint on 127.0.0.1:0 that verifies each request's HMAC."""
+    receiver = WebhookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One client session, as the daemon has one per process."""
+    async with aiohttp.ClientSession() as client:
+        yield client
