@@ -6,6 +6,7 @@ name changes new canaries only; every version stays readable for explanations an
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from analyzer.clock import Clock
@@ -14,6 +15,16 @@ from analyzer.judgeconfig import JudgeConfig, config_hash, load_config, parse_co
 from analyzer.store import ConfigVersion, Store
 
 __all__ = ["Catalog"]
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _read_dir(directory: Path) -> list[JudgeConfig]:
+    if not directory.is_dir():
+        return []
+    paths = sorted(directory.iterdir())
+    wanted = [p for p in paths if p.suffix in _SUFFIXES and not p.name.endswith(".schema.json")]
+    return [load_config(path) for path in wanted]
 
 
 class Catalog:
@@ -25,14 +36,10 @@ class Catalog:
         self._by_hash: dict[str, JudgeConfig] = {}
 
     async def load_dir(self, directory: Path) -> list[str]:
-        """Store every ``*.yaml``/``*.yml``/``*.json`` config of a directory; names loaded."""
-        if not directory.is_dir():
-            return []
+        """Store every ``*.yaml``/``*.yml``/``*.json`` config of a directory; names loaded.
+        The files are read in a worker thread (start-up must not block the loop either)."""
         names = []
-        for path in sorted(directory.iterdir()):
-            if path.suffix not in (".yaml", ".yml", ".json") or path.name.endswith(".schema.json"):
-                continue
-            config = load_config(path)
+        for config in await asyncio.to_thread(_read_dir, directory):
             await self.put(config)
             names.append(config.name)
         return names
@@ -41,7 +48,8 @@ class Catalog:
         """Store a config version and make it current for its name."""
         digest = config_hash(config)
         body = config.model_dump(mode="json", by_alias=True)
-        version = ConfigVersion(name=config.name, hash=digest, body=body, created_at=self._clock.now())
+        now = self._clock.now()
+        version = ConfigVersion(name=config.name, hash=digest, body=body, created_at=now)
         current = await self._store.get_config(config.name)
         if current is None or current.hash != digest:
             await self._store.put_config(version)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 __all__ = ["Clock", "FakeClock", "SystemClock"]
 
@@ -40,9 +41,12 @@ class FakeClock:
         """The fake time."""
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait until the fake time has advanced by ``seconds``."""
-        deadline = self._now + max(0.0, seconds)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Wait until the fake time has advanced by ``seconds`` from the moment of the call
+        (not from when the coroutine first runs)."""
+        return self._until(self._now + max(0.0, seconds))
+
+    async def _until(self, deadline: float) -> None:
         async with self._changed:
             await self._changed.wait_for(lambda: self._now >= deadline)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from analyzer.clock import Clock
+from analyzer.errors import CanarydError
 from analyzer.evaluation import Evaluation, evaluate
 from analyzer.fleet import Fleet
 from analyzer.judgeconfig import JudgeConfig
@@ -88,12 +89,22 @@ class Scheduler:
 
     # -- loop -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set; an in-flight batch always finishes its recording."""
+        """Tick until ``stop`` is set; an in-flight batch always finishes its recording.
+
+        A failure is contained to the canary it concerns (see ``tick_batch``); should a whole
+        wake-up still fail, it is logged and the loop carries on after a short pause rather than
+        stop ticking every canary or spin on the same one.
+        """
         while not stop.is_set():
             now = self.clock.now()
             batch = self.due(now)
             if batch:
-                await self.tick_batch(batch, now)
+                try:
+                    await self.tick_batch(batch, now)
+                except Exception:  # the loop must outlive any one wake-up
+                    log.exception("scheduler.batch_failed", canaries=len(batch))
+                    for item in batch:
+                        self._next_due[item.canary.id] = now + item.config.step
             await self._sleep(self.next_wake(self.clock.now()), stop)
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
@@ -142,20 +153,27 @@ class Scheduler:
             variables={**config.variables, **canary.variables},
         )  # fmt: skip
 
-    async def _fetch_one(self, item: Due, now: float) -> Window | None:
+    async def _fetch_one(self, item: Due, now: float) -> Window | str | None:
+        """The canary's window; None when it needs none (warm-up); the error text when the
+        fetch failed as a whole (a template the source refuses, say) — never an exception, so
+        one canary cannot fail the others' wake-up."""
         if item.canary.phase is not Phase.RUNNING:
             return None
         async with self._limit:
-            return await self.source.fetch(self.request(item.canary, item.config, now))
+            try:
+                return await self.source.fetch(self.request(item.canary, item.config, now))
+            except CanarydError as exc:
+                log.warning("tick.fetch_failed", canary_id=item.canary.id, error=str(exc))
+                return f"fetch failed: {exc}"
 
-    async def _fetch_all(self, batch: Sequence[Due], now: float) -> list[Window | None]:
+    async def _fetch_all(self, batch: Sequence[Due], now: float) -> list[Window | str | None]:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self._fetch_one(item, now)) for item in batch]
         return [task.result() for task in tasks]
 
     # -- decide and record ------------------------------------------------------------------
     async def _decide_and_record(
-        self, item: Due, window: Window | None, ev: Evaluation, now: float, started: float
+        self, item: Due, window: Window | str | None, ev: Evaluation, now: float, started: float
     ) -> None:
         canary_id = item.canary.id
         async with self.fleet.lock(canary_id):
@@ -168,7 +186,12 @@ class Scheduler:
                 return  # changed meanwhile (an action, a finish): this evaluation is stale
             step = next_step(current, item.config, ev, now)
             tick = self._tick(current, step, ev, now, time.perf_counter() - started)
-            saved = await self.fleet.commit(current, step, tick)
+            try:
+                saved = await self.fleet.commit(current, step, tick)
+            except CanarydError as exc:  # store trouble or a lost fence: retry next slot
+                log.error("tick.record_failed", canary_id=canary_id, error=str(exc))
+                self._next_due[canary_id] = self._slot_after(current, item.config, now)
+                return
         self._next_due[canary_id] = self._slot_after(saved, item.config, now)
         if saved.phase.terminal:
             self._next_due.pop(canary_id, None)
@@ -182,14 +205,14 @@ class Scheduler:
         )  # fmt: skip
 
     def _report(
-        self, item: Due, saved: Canary, step: Step, ev: Evaluation, window: Window | None,
+        self, item: Due, saved: Canary, step: Step, ev: Evaluation, window: Window | str | None,
         *, now: float, took: float,
     ) -> None:  # fmt: skip
         telemetry = self.fleet.telemetry
         telemetry.ticks.labels(verdict=str(step.verdict)).inc()
         telemetry.tick_duration.observe(took)
         telemetry.tick_lag.observe(max(0.0, now - item.due_at))
-        if window is not None:
+        if isinstance(window, Window):
             for data in window.metrics.values():
                 if data.error:
                     telemetry.source_errors.labels(metric=data.name).inc()
@@ -201,12 +224,23 @@ class Scheduler:
         )  # fmt: skip
 
 
-def _judge_all(batch: Sequence[Due], windows: Sequence[Window | None]) -> list[Evaluation]:
-    """The CPU work of one wake-up, run in a worker thread: every due canary's evaluation."""
+def _judge_all(batch: Sequence[Due], windows: Sequence[Window | str | None]) -> list[Evaluation]:
+    """The CPU work of one wake-up, run in a worker thread: every due canary's evaluation.
+    A canary whose fetch or judging failed gets a no-data evaluation naming the cause."""
     out = []
     for item, window in zip(batch, windows, strict=True):
         if window is None:
             out.append(Evaluation())
+        elif isinstance(window, str):
+            out.append(Evaluation(no_data=True, no_data_reason=window))
         else:
-            out.append(evaluate(item.config, window, score_now=item.score_now))
+            out.append(_judge_one(item, window))
     return out
+
+
+def _judge_one(item: Due, window: Window) -> Evaluation:
+    try:
+        return evaluate(item.config, window, score_now=item.score_now)
+    except Exception as exc:  # a judging bug must not take the other canaries down
+        log.exception("tick.judge_failed", canary_id=item.canary.id)
+        return Evaluation(no_data=True, no_data_reason=f"judging failed: {exc!r}")
