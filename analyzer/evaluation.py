@@ -190,12 +190,22 @@ def _has_data(data: MetricData) -> bool:
     return bool(arrays) and all(np.isfinite(a).any() for a in arrays)
 
 
+def _no_data_reason(window: Window) -> str:
+    """Each metric's cause, ``"<metric>: <cause>"``: the sources' errors name the side and role
+    (``"baseline, canary: empty result"``), not the metric, which the tick's reason must."""
+    names = tuple(f"{name}: " for name in window.metrics)
+    reasons = {
+        d.error if d.error.startswith(names) else f"{d.name}: {d.error or 'no data'}"
+        for d in window.metrics.values()
+    }
+    return "; ".join(sorted(reasons)) or "no metrics"
+
+
 def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluation:
     """Judge one canary's window: kill-switch always, metrics and score when ``score_now``."""
     usable = {name: _has_data(d) for name, d in window.metrics.items()}
     if not any(usable.values()):
-        reasons = sorted({d.error or f"{d.name}: no data" for d in window.metrics.values()})
-        return Evaluation(no_data=True, no_data_reason="; ".join(reasons) or "no metrics")
+        return Evaluation(no_data=True, no_data_reason=_no_data_reason(window))
     kill = tuple(_kill(rule, config, window) for rule in config.kill_switch)
     sequential = _sequential(config, window)
     if not score_now:
