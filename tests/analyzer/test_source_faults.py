@@ -1,0 +1,355 @@
+"""Metric-source faults end to end: the scheduler loop with the real PrometheusSource against a
+fake Prometheus on loopback whose behaviour each phase switches — down, slow, 5xx, malformed
+JSON, empty, NaN/±Inf, several series. Each faulty tick is verdict ``none`` with its cause, the
+loop keeps running, missing data alone never rolls back (``on_no_data: hold``), ``on_no_data:
+rollback`` does, analysis resumes when the data returns, and /metrics counts the errors."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from fakes import BASE_CONFIG, T0, MakeConfig, SteppedClock
+from prometheus_client.parser import text_string_to_metric_families
+
+from analyzer.api.app import ApiContext, build_app, parse_tokens
+from analyzer.catalog import Catalog
+from analyzer.fleet import Fleet, Registration
+from analyzer.judgeconfig import JudgeConfig
+from analyzer.model import Canary, Mode, Phase, Side, Stage
+from analyzer.scheduler import Scheduler
+from analyzer.sources.prometheus import PrometheusSource
+from analyzer.sources.promql import CounterQuery, HistogramQuery, parse
+from analyzer.store.sqlite import SqliteStore
+from analyzer.telemetry import Telemetry
+
+STEP = 60.0
+SOURCE_TIMEOUT_S = 0.25
+SLOW_S = 1.0
+"""How long a slow Prometheus takes: well past the source's timeout, short enough to drain."""
+
+
+class Fault(StrEnum):
+    """What the fake Prometheus does with a range query."""
+
+    HEALTHY = "healthy"
+    DOWN = "down"
+    SLOW = "slow"
+    SERVER_ERROR = "5xx"
+    MALFORMED = "malformed"
+    EMPTY = "empty"
+    NOT_FINITE = "nan-inf"
+    SEVERAL_SERIES = "several-series"
+
+
+CAUSES = {
+    Fault.DOWN: "connection failed",
+    Fault.SLOW: f"timed out after {SOURCE_TIMEOUT_S:g}s",
+    Fault.SERVER_ERROR: "HTTP 503: internal: storage unavailable",
+    Fault.MALFORMED: "malformed JSON in the response",
+    Fault.EMPTY: "empty result",
+    Fault.NOT_FINITE: "were NaN or ±Inf",
+    Fault.SEVERAL_SERIES: "series with different labels",
+}
+"""The cause each fault must leave in the tick's reason and results."""
+
+
+def _noise(at: float, side: str, role: str) -> float:
+    """A standard normal draw fixed by (time, side, role): the same across windows."""
+    seed = [int(at), sum(side.encode()), sum(role.encode())]
+    return float(np.random.default_rng(seed).standard_normal())
+
+
+def _healthy_value(query: str, at: float) -> float:
+    """Identical traffic on both sides: ~1 % errors of 1000 requests, p99 ~200 ms."""
+    parsed = parse(query)
+    labels = {m.name: m.value for m in parsed.selector.matchers}
+    side = labels["deployment"]
+    if isinstance(parsed, HistogramQuery):
+        return 0.2 * (1.0 + 0.05 * _noise(at, side, "latency"))
+    assert isinstance(parsed, CounterQuery)
+    if "code" in labels:
+        return max(0.0, round(10.0 + math.sqrt(10.0) * _noise(at, side, "events")))
+    return 1000.0
+
+
+def _matrix(*series: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "success", "data": {"resultType": "matrix", "result": list(series)}}
+
+
+class FakePrometheus:
+    """Prometheus' range-query API on 127.0.0.1 doing what ``fault`` says; records queries.
+
+    ``Fault.DOWN`` closes the listener (the port refuses connections); any other fault opens it
+    again on the same port, as a restarted Prometheus would.
+    """
+
+    def __init__(self) -> None:
+        self.fault = Fault.HEALTHY
+        self.only = ""
+        """When set, the fault hits only queries starting with it; the others are healthy."""
+        self.queries: list[str] = []
+        self.port = 0
+        self.server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL the source is configured with."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def switch(self, fault: Fault, *, only: str = "") -> None:
+        """Behave as ``fault`` from the next query on (for queries starting with ``only``)."""
+        self.fault, self.only = fault, only
+        if fault is Fault.DOWN:
+            await self.close()
+        elif self.server is None:
+            await self.start()
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (a free port the first time, the same port after)."""
+        app = web.Application()
+        app.router.add_get("/api/v1/query_range", self._query_range)
+        self.server = TestServer(app, host="127.0.0.1", port=self.port)
+        await self.server.start_server()
+        self.port = self.server.port or 0
+
+    async def close(self) -> None:
+        """Stop listening (in-flight slow answers finish within SLOW_S)."""
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+
+    async def _query_range(self, request: web.Request) -> web.StreamResponse:
+        query = request.query["query"]
+        self.queries.append(query)
+        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
+        times = np.arange(start, end + step / 2, step)
+        values = [[t, repr(_healthy_value(query, t))] for t in times]
+        fault = self.fault if query.startswith(self.only) else Fault.HEALTHY
+        match fault:
+            case Fault.HEALTHY | Fault.DOWN:
+                return web.json_response(_matrix({"metric": {}, "values": values}))
+            case Fault.SLOW:
+                await asyncio.sleep(SLOW_S)
+                return web.json_response(_matrix({"metric": {}, "values": values}))
+            case Fault.SERVER_ERROR:
+                body = {"status": "error", "errorType": "internal", "error": "storage unavailable"}
+                return web.json_response(body, status=503)
+            case Fault.MALFORMED:
+                return web.Response(text='{"status": "success", "da', content_type="text/json")
+            case Fault.EMPTY:
+                return web.json_response(_matrix())
+            case Fault.NOT_FINITE:
+                bad = [[t, ("NaN", "+Inf", "-Inf")[k % 3]] for k, t in enumerate(times)]
+                return web.json_response(_matrix({"metric": {}, "values": bad}))
+            case Fault.SEVERAL_SERIES:
+                return web.json_response(
+                    _matrix(
+                        {"metric": {"pod": "checkout-a"}, "values": values},
+                        {"metric": {"pod": "checkout-b", "zone": "eu-1"}, "values": values},
+                    )
+                )
+
+
+@dataclass(slots=True, kw_only=True)
+class Daemon:
+    """Fleet, scheduler with the real PrometheusSource, and the API for /metrics."""
+
+    clock: SteppedClock
+    store: SqliteStore
+    catalog: Catalog
+    fleet: Fleet
+    scheduler: Scheduler
+    prometheus: FakePrometheus
+    client: TestClient[web.Request, web.Application]
+    stop: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+    async def register(self, config: JudgeConfig, *, stage_s: float) -> Canary:
+        """A dry-run canary (no webhook) of one stage of ``stage_s`` before 100 %."""
+        version = await self.catalog.put(config)
+        return await self.fleet.register(
+            Registration(
+                name="checkout-2.3.1", service="checkout", config_hash=version.hash,
+                config_name=config.name, baseline=Side(labels={"deployment": "checkout-baseline"}),
+                canary=Side(labels={"deployment": "checkout-canary"}),
+                stages=(Stage(weight=10, duration_s=stage_s), Stage(weight=100, duration_s=0)),
+                webhook_url=None, mode=Mode.DRY_RUN,
+            )
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        """Run the scheduler loop until it is parked on the clock."""
+        self.task = asyncio.create_task(self.scheduler.run(self.stop))
+        await self.clock.parked()
+
+    async def tick_at(self, at: float) -> None:
+        """Jump the clock to ``at`` and let the loop tick and park again."""
+        await self.clock.jump_to(at)
+        await self.clock.parked()
+        assert self.task is not None
+        assert not self.task.done(), "the scheduler loop ended"
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The daemon's /metrics samples by (name, labels)."""
+        response = await self.client.get("/metrics")
+        assert response.status == 200
+        text = await response.text()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    async def canary(self, canary_id: str) -> dict[str, Any]:
+        """GET /api/v1/canaries/{id}: state with every tick and decision."""
+        response = await self.client.get(f"/api/v1/canaries/{canary_id}")
+        body: dict[str, Any] = await response.json()
+        assert response.status == 200, body
+        return body
+
+
+@pytest.fixture
+async def daemon(
+    store: SqliteStore, catalog: Catalog, clock: SteppedClock, telemetry: Telemetry,
+    session: aiohttp.ClientSession,
+) -> AsyncIterator[Daemon]:  # fmt: skip
+    """The daemon's loop over a fake Prometheus (healthy until a test switches it)."""
+    prometheus = FakePrometheus()
+    await prometheus.start()
+    source = PrometheusSource(prometheus.url, session, timeout_s=SOURCE_TIMEOUT_S)
+    fleet = Fleet(store, catalog, clock, telemetry, public_url="http://canaryd.test")
+    scheduler = Scheduler(fleet, source, clock)
+    fleet.on_change = scheduler.poke
+    ctx = ApiContext(
+        fleet=fleet, telemetry=telemetry, tokens=parse_tokens(["root-7d1f"]), allowed_hosts=[],
+        scrape_mode=False, ready=True,
+    )  # fmt: skip
+    app = build_app(ctx)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        running = Daemon(
+            clock=clock, store=store, catalog=catalog, fleet=fleet, scheduler=scheduler,
+            prometheus=prometheus, client=client, stop=asyncio.Event(),
+        )  # fmt: skip
+        try:
+            yield running
+        finally:
+            running.stop.set()
+            if running.task is not None:
+                async with asyncio.timeout(10):
+                    await running.task
+            await prometheus.close()
+
+
+FAULTS = list(CAUSES)
+TICKS_PER_FAULT = 2
+
+
+class TestSourceFaults:
+    """Every kind of source fault holds the canary with verdict none and its cause."""
+
+    async def test_faults_hold_then_analysis_resumes(
+        self, daemon: Daemon, make_config: MakeConfig
+    ) -> None:
+        """Each fault's ticks are verdict none naming the cause; no decision is taken; once the
+        data returns the canary is judged again and promoted at the end of its stage."""
+        fault_ticks = len(FAULTS) * TICKS_PER_FAULT
+        first_fault = T0 + 2 * STEP
+        recovered = first_fault + fault_ticks * STEP
+        stage_s = recovered + 10 * STEP - T0
+        canary = await daemon.register(make_config(on_no_data="hold"), stage_s=stage_s)
+        await daemon.start()  # T0: analysis starts
+        await daemon.tick_at(T0 + STEP)  # one healthy poll
+        at = first_fault
+        for fault in FAULTS:
+            await daemon.prometheus.switch(fault)
+            for _ in range(TICKS_PER_FAULT):
+                await daemon.tick_at(at)
+                at += STEP
+            state = await daemon.canary(canary.id)
+            assert (state["phase"], state["decisions"]) == ("running", []), fault
+            assert (await daemon.client.get("/healthz")).status == 200
+        await daemon.prometheus.switch(Fault.HEALTHY)
+        while at <= T0 + stage_s:
+            await daemon.tick_at(at)
+            at += STEP
+
+        body = await daemon.canary(canary.id)
+        ticks = {round(t["at"] - T0): t for t in body["ticks"]}
+        assert ticks[STEP]["verdict"] == "running"
+        for k, fault in enumerate(FAULTS):
+            for j in range(TICKS_PER_FAULT):
+                tick = ticks[round(first_fault - T0 + (k * TICKS_PER_FAULT + j) * STEP)]
+                assert tick["verdict"] == "none", (fault, tick)
+                assert tick["reason"].startswith("no data, holding: "), (fault, tick)
+                assert CAUSES[fault] in tick["reason"], (fault, tick["reason"])
+                assert CAUSES[fault] in tick["results"]["no_data"], fault
+                for metric in ("error_rate", "latency_p99"):
+                    assert metric in tick["reason"], (fault, tick["reason"])
+        after = [t for at_s, t in sorted(ticks.items()) if at_s >= recovered - T0]
+        assert {t["verdict"] for t in after[:-1]} == {"running"}
+        assert any(t["score"] is not None for t in after[:-1])
+        assert after[-1]["verdict"] == "pass"
+        assert [(d["action"], d["decided_at"] - T0) for d in body["decisions"]] == [
+            ("promote", stage_s)
+        ]
+        assert body["phase"] == "promoted"
+
+        samples = await daemon.metrics()
+        for metric in ("error_rate", "latency_p99"):
+            errors = samples[("canaryd_source_errors_total", (("metric", metric),))]
+            assert errors == fault_ticks, metric
+        assert samples[("canaryd_ticks_total", (("verdict", "none"),))] == fault_ticks
+        assert ("canaryd_decisions_total", (("action", "rollback"),)) not in samples
+
+    @pytest.mark.parametrize("fault", FAULTS)
+    async def test_no_data_rollback_config_rolls_back(
+        self, daemon: Daemon, make_config: MakeConfig, fault: Fault
+    ) -> None:
+        """With on_no_data: rollback, the first poll without data rolls back, naming the cause."""
+        canary = await daemon.register(make_config(on_no_data="rollback"), stage_s=3600)
+        await daemon.start()
+        await daemon.prometheus.switch(fault)
+        await daemon.tick_at(T0 + STEP)
+        body = await daemon.canary(canary.id)
+        assert body["phase"] == "rolled_back"
+        assert [d["action"] for d in body["decisions"]] == ["rollback"]
+        reason = body["decisions"][0]["reason"]
+        assert reason.startswith("no data: ")
+        assert CAUSES[fault] in reason
+        assert body["ticks"][-1]["verdict"] == "fail"
+        stored = await daemon.store.get_canary(canary.id)
+        assert stored is not None
+        assert stored.phase is Phase.ROLLED_BACK
+        assert canary.id not in daemon.fleet.canaries
+
+    async def test_partial_fault_is_judged_with_the_metric_nodata(
+        self, daemon: Daemon, make_config: MakeConfig
+    ) -> None:
+        """One of three metrics returns several series: the poll is judged (not none), that
+        metric is Nodata with its cause, the others carry the score, and nothing rolls back."""
+        metrics = [*BASE_CONFIG["metrics"], {**BASE_CONFIG["metrics"][1], "name": "latency_p50"}]
+        metrics[2]["query"] = metrics[2]["query"].replace("0.99", "0.5")
+        canary = await daemon.register(make_config(metrics=metrics), stage_s=3600)
+        await daemon.start()
+        await daemon.prometheus.switch(Fault.SEVERAL_SERIES, only="histogram_quantile(0.99")
+        for k in range(1, 6):
+            await daemon.tick_at(T0 + k * STEP)
+        body = await daemon.canary(canary.id)
+        assert {t["verdict"] for t in body["ticks"]} == {"running"}
+        scored = body["ticks"][-1]
+        assert scored["score"] == 100
+        judged = {m["name"]: m for m in scored["results"]["metrics"]}
+        assert judged["latency_p99"]["label"] == "Nodata"
+        assert CAUSES[Fault.SEVERAL_SERIES] in judged["latency_p99"]["reason"]
+        assert (judged["error_rate"]["label"], judged["latency_p50"]["label"]) == ("Pass", "Pass")
+        assert (body["phase"], body["decisions"]) == ("running", [])
