@@ -140,8 +140,10 @@ def _require(request: web.Request, scope: str) -> None:
             headers={"WWW-Authenticate": 'Bearer realm="canaryd"'},
         )
     match = None
+    # aiohttp hands undecodable header bytes over as lone surrogates: keep them, compare as bytes
+    offered = presented.encode("utf-8", "surrogatepass")
     for token in tokens:  # compare against every token, constant time each
-        if hmac.compare_digest(token.secret.encode(), presented.encode()):
+        if hmac.compare_digest(token.secret.encode(), offered):
             match = token
     if match is None:
         raise web.HTTPUnauthorized(
@@ -156,17 +158,33 @@ def _require(request: web.Request, scope: str) -> None:
         )
 
 
+def _not_json(constant: str) -> Any:
+    msg = f"{constant} is not a JSON value"
+    raise ValueError(msg)
+
+
+def _bad_json(why: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=ErrorOut(error=f"body is not valid JSON: {why}").model_dump_json(),
+        content_type="application/json",
+    )
+
+
 async def _body(request: web.Request) -> Any:
+    """The decoded JSON body. Python's extensions are refused (NaN and ±Infinity, lone UTF-16
+    surrogates in strings): they would slip past the schemas into the store and the queries."""
     raw = await request.read()
     if not raw:
         return {}
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(
-            text=ErrorOut(error=f"body is not valid JSON: {exc}").model_dump_json(),
-            content_type="application/json",
-        ) from None
+        body = json.loads(raw, parse_constant=_not_json)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _bad_json(str(exc)) from None
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise _bad_json("a string holds a lone UTF-16 surrogate") from None
+    return body
 
 
 # -- canaries ---------------------------------------------------------------------------------
