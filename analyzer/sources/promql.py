@@ -40,6 +40,7 @@ __all__ = [
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _VARIABLE_VALUE = re.compile(r"[A-Za-z0-9_:./ -]*")
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_:.]*")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -82,8 +83,8 @@ def selector(labels: Mapping[str, str]) -> str:
 
 def duration(seconds: float, *, field: str = "duration") -> str:
     """A Prometheus duration: whole seconds as ``60s``, otherwise milliseconds (``500ms``)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidInput(field, f"a duration must be finite and ≥ 0, got {seconds!r}")
+    if not math.isfinite(seconds * 1000) or seconds < 0:  # 1e306 s overflows in milliseconds
+        raise InvalidInput(field, f"a duration must be ≥ 0 and finite in ms, got {seconds!r}")
     millis = round(seconds * 1000)
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
@@ -101,7 +102,8 @@ def render(
 
     Raises :class:`UnknownVariable` for a variable that is neither built in nor in
     ``variables``, and :class:`InvalidInput` for a malformed placeholder, a bad label name or
-    value, or a variable value outside ``[A-Za-z0-9_:.-/ ]``.
+    value, or a variable value outside ``[A-Za-z0-9_:.-/ ]`` (``[A-Za-z0-9_:.]`` where the
+    placeholder is not inside a string literal).
     """
     shadowed = sorted(BUILTIN_VARIABLES & set(variables))
     if shadowed:
@@ -124,14 +126,35 @@ def render(
         if name not in variables:
             known = f"built in: {sorted(BUILTIN_VARIABLES)}; declared: {sorted(variables)}"
             raise UnknownVariable(where, f"unknown variable ${{{name}}} ({known})")
-        return _variable(name, variables[name])
+        return _variable(name, variables[name], quoted=_in_string(template, match.start()))
 
     return string.Template.pattern.sub(substitute, template)
 
 
-def _variable(name: str, value: str) -> str:
-    if not _VARIABLE_VALUE.fullmatch(value):
+def _in_string(template: str, offset: int) -> bool:
+    """Whether ``offset`` of a template lies inside a PromQL string literal."""
+    quote, escaped = "", False
+    for char in template[:offset]:
+        if escaped:
+            escaped = False
+        elif quote and char == "\\" and quote != "`":
+            escaped = True
+        elif char == quote:
+            quote = ""
+        elif not quote and char in "\"'`":
+            quote = char
+    return bool(quote)
+
+
+def _variable(name: str, value: str, *, quoted: bool) -> str:
+    """A variable's value: inside a string literal from :data:`_VARIABLE_VALUE`; outside one
+    (part of a metric name, a number, a duration) only name characters, so that no value can
+    add an operator or a keyword (``total or up``, ``total/up``) to the query."""
+    if quoted and not _VARIABLE_VALUE.fullmatch(value):
         msg = f"value {value!r} may hold only letters, digits, space and _ : . - /"
+        raise InvalidInput(f"variables.{name}", msg)
+    if not quoted and not _BARE_VALUE.fullmatch(value):
+        msg = f"value {value!r} is used outside quotes: only letters, digits and _ : ."
         raise InvalidInput(f"variables.{name}", msg)
     return value
 
