@@ -73,7 +73,11 @@ _ALT_MAX = round(math.log(50.0) / _H)
 # the sequence is evaluated on every second grid point.
 _CS_OFFSETS = np.arange(-_ALT_MAX, _ALT_MAX + 1, 4)
 _CS_POINTS = np.arange(0, 2 * _GRID_HALF + 1, 2)
-_R = np.exp(_LOG_R)[:, None]
+_CS_INDEX = _CS_POINTS[:, None] + _CS_OFFSETS[None, :]
+_CS_INSIDE = (_CS_INDEX >= 0) & (_CS_INDEX <= 2 * _GRID_HALF)
+_CS_INDEX = np.clip(_CS_INDEX, 0, _LOG_R.size - 1)
+_CS_LOG_COUNT = np.log(_CS_INSIDE.sum(axis=1))
+_R_MINUS_1 = np.expm1(_LOG_R)
 _MIN_DISPERSION_STEPS = 5
 
 
@@ -129,11 +133,13 @@ def _clean_counts(*arrays: npt.ArrayLike) -> tuple[FloatArray, ...]:
 
 
 def _log_lr(ea: FloatArray, eb: FloatArray, rho: FloatArray) -> FloatArray:
-    """log Mₜ(r) on the whole log-ratio grid: Σₖ eB·log(θ/ρ) + eA·log((1−θ)/(1−ρ))."""
-    theta = rho * _R / (1.0 - rho + rho * _R)
-    with np.errstate(divide="ignore"):
-        terms = eb * (np.log(theta) - np.log(rho)) + ea * (np.log1p(-theta) - np.log1p(-rho))
-    return np.asarray(terms.sum(axis=1), dtype=np.float64)
+    """log Mₜ(r) on the whole log-ratio grid: Σₖ eB·log(θ/ρ) + eA·log((1−θ)/(1−ρ)).
+
+    With θ = ρr/(1 − ρ + ρr) both logarithms share 1 − ρ + ρr, so the sum is
+    EB·log r − Σₖ (eA + eB)·log1p(ρk(r − 1)): one logarithm per step and grid point.
+    """
+    shares = np.log1p(rho[:, None] * (_R_MINUS_1[None, :]))
+    return np.asarray(eb.sum() * _LOG_R - (ea + eb) @ shares, dtype=np.float64)
 
 
 def _dispersion(ea: FloatArray, eb: FloatArray, rho: FloatArray, log_r: float) -> float:
@@ -151,16 +157,24 @@ def _dispersion(ea: FloatArray, eb: FloatArray, rho: FloatArray, log_r: float) -
     return max(1.0, chi2 / (int(ok.sum()) - 1))
 
 
+def _logsumexp(values: FloatArray, axis: int = -1) -> FloatArray:
+    """log Σ exp(values) along ``axis``, shifted by the maximum as ``scipy.special.logsumexp``
+    (same values; without its per-call array-API overhead, which dominated this module)."""
+    top = np.max(values, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        total = np.log(np.sum(np.exp(values - top), axis=axis))
+    return np.asarray(total + np.squeeze(top, axis=axis), dtype=np.float64)
+
+
 def _logmeanexp(values: FloatArray, axis: int = -1) -> FloatArray:
-    return np.asarray(special.logsumexp(values, axis=axis) - math.log(values.shape[axis]))
+    return np.asarray(_logsumexp(values, axis=axis) - math.log(values.shape[axis]))
 
 
 def _count_cs(log_m: FloatArray, log_threshold: float) -> tuple[float, float]:
     """Confidence sequence for r: grid points whose two-sided mixture e-value < threshold."""
-    idx = _CS_POINTS[:, None] + _CS_OFFSETS[None, :]
-    inside = (idx >= 0) & (idx < _LOG_R.size)
-    shifted = np.where(inside, log_m[np.clip(idx, 0, _LOG_R.size - 1)], -np.inf)
-    log_e = special.logsumexp(shifted, axis=1) - np.log(inside.sum(axis=1)) - log_m[_CS_POINTS]
+    shifted = np.where(_CS_INSIDE, log_m[_CS_INDEX], -np.inf)
+    log_e = _logsumexp(shifted, axis=1) - _CS_LOG_COUNT - log_m[_CS_POINTS]
     kept = _CS_POINTS[log_e < log_threshold]
     if kept.size == 0:
         best = int(np.argmax(log_m))
