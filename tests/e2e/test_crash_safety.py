@@ -1,0 +1,391 @@
+"""Crash safety: ``kill -9`` of the real ``canaryd serve`` process loses and repeats nothing.
+
+The daemon queries a real Prometheus scraping four simulated deployments (conftest), with
+``search``'s canary at 5× the error rate, so the kill-switch rolls it back within seconds. The
+webhook receiver starts DOWN: its port is bound and not listening, so every attempt is refused.
+The daemon is SIGKILLed at chosen points — right after a registration, during warm-up, mid-stage
+with a decision recorded and its delivery failing — and restarted on the same SQLite file (the
+crashed file itself: the tests read copies). Then the receiver comes up on the same port.
+
+Expected (DESIGN §5–6): each canary resumes in its stored phase and stage with its timers
+(created_at, stage_started_at, analysis_started_at as stored), no decision is made twice, and
+every decision is delivered once the receiver is up, under the one X-Canaryd-Delivery it was
+first attempted with, with the same signed body.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+import yaml
+from procs import (
+    HOOK_PATH,
+    HOST,
+    Api,
+    DbSnapshot,
+    HookRecorder,
+    keep_log,
+    kill9,
+    log_events,
+    port_of,
+    prometheus_has_data,
+    reserve_port,
+    serve_on,
+    snapshot_db,
+)
+
+if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
+    from aiohttp import web
+    from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
+
+pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
+
+WAIT_S = 30.0
+STEP_S = 2.0
+WARMUP_S = 6.0
+FIRST_STAGE_S = 8.0
+
+CONFIG: dict[str, Any] = {
+    "name": "crash-golden-signals",
+    "description": "Error ratio and p99 latency at 2 s steps, for the crash-safety tests.",
+    "step": f"{STEP_S:g}s",
+    "analysis_interval": "6s",
+    "score_thresholds": {"pass": 75, "marginal": 50},
+    "on_inconclusive": "pause",
+    "groups": {"errors": 60, "latency": 40},
+    "metrics": [
+        {
+            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
+            "direction": "increase", "critical": True,
+            "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
+            "query": {
+                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
+                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
+            },
+        },
+        {
+            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.2, "critical_increase": 1.5},
+            "query": "histogram_quantile(0.99, sum by (le) "
+            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
+        },
+    ],
+    "kill_switch": [
+        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"},
+    ],
+}  # fmt: skip
+WARM_CONFIG: dict[str, Any] = {**CONFIG, "name": "crash-warm-up", "warmup": f"{WARMUP_S:g}s"}
+
+FAST_STAGES = [{"weight": 25, "duration": "6s"}, {"weight": 100, "duration": "0s"}]
+SLOW_STAGES = [
+    {"weight": 25, "duration": f"{FIRST_STAGE_S:g}s"},
+    {"weight": 50, "duration": "60s"},
+    {"weight": 100, "duration": "0s"},
+]
+
+
+def _registration(
+    service: str, hook_url: str, config: str, stages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "name": f"{service}-crash", "service": service, "config": config,
+        "baseline": {"labels": {"deployment": f"{service}-baseline"}},
+        "canary": {"labels": {"deployment": f"{service}-canary"}},
+        "stages": stages, "webhook": {"url": hook_url}, "mode": "live",
+    }  # fmt: skip
+
+
+def _settings(
+    prometheus: Prometheus, receiver: Receiver, hook_port: int, tmp_path: Path
+) -> dict[str, str]:
+    configs = tmp_path / "configs"
+    configs.mkdir(exist_ok=True)
+    for config in (CONFIG, WARM_CONFIG):
+        path = configs / f"{config['name']}.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return {
+        "CANARYD_PROMETHEUS_URL": prometheus.url,
+        "CANARYD_DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}",
+        "CANARYD_CONFIG_DIR": str(configs),
+        "CANARYD_WEBHOOK_SECRET": receiver.secret,
+        "CANARYD_WEBHOOK_ALLOWED_HOSTS": f"{HOST}:{hook_port}",
+        "CANARYD_WEBHOOK_TIMEOUT_S": "2",
+        "CANARYD_WEBHOOK_MAX_BACKOFF_S": "1",  # retries every 0.5–1 s, before and after a crash
+        "CANARYD_SOURCE_TIMEOUT_S": "5",
+    }
+
+
+def _api(client: aiohttp.ClientSession, daemon: Daemon) -> Api:
+    return Api(client, daemon.url, daemon.token)
+
+
+async def _kill(daemon: Daemon, db: Path, name: str) -> DbSnapshot:
+    """SIGKILL the daemon, keep its log as ``name``, and read its database from a copy."""
+    await kill9(daemon.proc)
+    keep_log(daemon.log, name)
+    return snapshot_db(db)
+
+
+def _resumed(daemon: Daemon) -> int:
+    started = [e for e in log_events(daemon.log) if e.get("event") == "daemon.started"]
+    assert started, daemon.log_tail()
+    return int(started[-1]["resumed"])
+
+
+def _live(snapshot: DbSnapshot) -> set[str]:
+    terminal = {"promoted", "rolled_back", "aborted", "failed"}
+    return {cid for cid, row in snapshot.canaries.items() if row["phase"] not in terminal}
+
+
+def _assert_same_state(snapshot: DbSnapshot, cid: str, after: dict[str, Any]) -> None:
+    """The GET after a restart shows the canary as the crash left it in the database."""
+    row = snapshot.canaries[cid]
+    assert (after["phase"], after["stage"]) == (row["phase"], row["stage_index"]), after["reason"]
+    assert after["created_at"] == row["created_at"]
+    ticks = [(t["seq"], t["at"], t["phase"], t["stage"]) for t in after["ticks"]]
+    stored = [
+        (t["seq"], t["at"], t["phase"], t["stage_index"]) for t in snapshot.ticks.get(cid, [])
+    ]
+    assert ticks[: len(stored)] == stored, "the ticks before the crash changed"
+    assert [t[0] for t in ticks] == list(range(1, len(ticks) + 1)), "a tick seq repeats or skips"
+    decisions = [(d["seq"], d["action"], d["decided_at"]) for d in after["decisions"]]
+    stored_d = [(d["seq"], d["action"], d["decided_at"]) for d in snapshot.decisions.get(cid, [])]
+    assert decisions[: len(stored_d)] == stored_d, "the decisions before the crash changed"
+
+
+def _same_timers(before: DbSnapshot, after: DbSnapshot, cid: str) -> None:
+    """Stored timers survive a restart unchanged unless a decision moved the canary on."""
+    old, new = before.canaries[cid], after.canaries[cid]
+    assert new["created_at"] == old["created_at"]
+    if new["decision_seq"] == old["decision_seq"] and new["phase"] == old["phase"]:
+        assert new["stage_started_at"] == old["stage_started_at"], "stage timer reset"
+        assert new["analysis_started_at"] == old["analysis_started_at"], "analysis timer reset"
+
+
+def _assert_delivered_once_per_decision(
+    recorder: HookRecorder, receiver: Receiver, states: dict[str, dict[str, Any]]
+) -> None:
+    """Every notifying decision acknowledged; every attempt of it the same id, body, signature."""
+    expected = set()
+    for cid, state in states.items():
+        seqs = [d["seq"] for d in state["decisions"]]
+        assert seqs == list(range(1, len(seqs) + 1)), f"{cid}: decision seqs {seqs}"
+        for decision in state["decisions"]:
+            if decision["action"] in ("rollback", "step", "promote"):
+                assert decision["delivery_id"] == f"{cid}:{decision['seq']}"
+                expected.add(decision["delivery_id"])
+        assert {d["state"] for d in state["deliveries"]} <= {"delivered"}, state["deliveries"]
+    assert recorder.ids() == expected
+    for delivery in expected:
+        attempts = recorder.of(delivery)
+        assert len({(a.body, a.signature, a.event) for a in attempts}) == 1, delivery
+        assert len(recorder.acknowledged(delivery)) == 1, [a.status for a in attempts]
+    verified = [e["_headers"]["delivery"] for e in receiver.events]
+    assert sorted(verified) == sorted(expected), "HMAC-verified events, one per decision"
+    assert receiver.rejected == 0
+
+
+class TestKillNine:
+    """SIGKILL of the daemon process at chosen points, then a restart on the same database."""
+
+    async def test_rollback_decided_while_receiver_down_is_delivered_after_kill_9(
+        self,
+        prometheus: Prometheus,
+        receiver: Receiver,
+        start_daemon: StartDaemon,
+        until: Until,
+        tmp_path: Path,
+    ) -> None:
+        """A rollback whose delivery is failing survives kill -9: sent once, same id, signed."""
+        hook_sock = reserve_port()
+        recorder = HookRecorder(receiver.hook)
+        settings = _settings(prometheus, receiver, port_of(hook_sock), tmp_path)
+        db = Path(settings["CANARYD_DATABASE_URL"].removeprefix("sqlite:///"))
+        hook_url = f"http://{HOST}:{port_of(hook_sock)}{HOOK_PATH}"
+        hook_runner: web.AppRunner | None = None
+        try:
+            daemon = await start_daemon(settings)
+            async with aiohttp.ClientSession() as client:
+                assert await until(
+                    lambda: prometheus_has_data(client, prometheus.url, 4), timeout_s=WAIT_S
+                ), prometheus.log_tail()
+                api = _api(client, daemon)
+                cid = await api.register(
+                    _registration("search", hook_url, CONFIG["name"], FAST_STAGES)
+                )
+                before: dict[str, Any] = {}
+
+                async def failing_retries() -> bool:
+                    before.update(await api.canary(cid))
+                    return any(d["attempts"] >= 2 for d in before["deliveries"])
+
+                assert await until(failing_retries, timeout_s=WAIT_S), (
+                    before.get("reason"), daemon.log_tail()
+                )  # fmt: skip
+            [decision] = before["decisions"]
+            [delivery] = before["deliveries"]
+            assert (decision["action"], before["phase"]) == ("rollback", "rolled_back")
+            assert delivery["state"] == "pending", delivery
+            assert "Connect" in delivery["last_error"], delivery["last_error"]
+            first_id = delivery["delivery_id"]
+            assert first_id == f"{cid}:{decision['seq']}"
+
+            crashed = await _kill(daemon, db, "canaryd.1.log")
+            [row] = crashed.outbox[cid]
+            assert (row["delivery_id"], row["state"]) == (first_id, "pending")
+            assert not recorder.attempts
+
+            hook_runner = await serve_on(recorder.app(), hook_sock)  # the receiver comes up
+            daemon = await start_daemon(settings)
+            assert _resumed(daemon) == 0  # a rolled-back canary is finished, not resumed
+            async with aiohttp.ClientSession() as client:
+                api = _api(client, daemon)
+                after: dict[str, Any] = {}
+
+                async def delivered() -> bool:
+                    after.update(await api.canary(cid))
+                    return after["deliveries"][0]["state"] == "delivered"
+
+                assert await until(delivered, timeout_s=WAIT_S), daemon.log_tail()
+
+            [attempt] = recorder.of(first_id)
+            assert recorder.ids() == {first_id}
+            assert (attempt.status, attempt.event) == (204, "rollback")
+            assert attempt.body == bytes(row["body"]), "the body first attempted, byte for byte"
+            [event] = receiver.events  # recorded only when the HMAC matched
+            assert (event["event"], event["canary_id"]) == ("rollback", cid)
+            assert event["_headers"]["delivery"] == first_id
+            assert receiver.rejected == 0
+            assert after["decisions"] == before["decisions"], "decided again after the restart"
+            assert after["ticks"] == before["ticks"], "a finished canary ticked again"
+            assert after["deliveries"][0]["attempts"] == row["attempts"] + 1
+            assert (after["phase"], after["weight"]) == ("rolled_back", 0)
+        finally:
+            if hook_runner is not None:
+                await hook_runner.cleanup()
+            hook_sock.close()
+
+    async def test_kill_9_at_each_point_resumes_where_it_stopped(
+        self,
+        prometheus: Prometheus,
+        receiver: Receiver,
+        start_daemon: StartDaemon,
+        until: Until,
+        tmp_path: Path,
+    ) -> None:
+        """Killed after a registration, in warm-up, mid-stage and in the next stage: resumed."""
+        hook_sock = reserve_port()
+        recorder = HookRecorder(receiver.hook, fail_first=True)
+        settings = _settings(prometheus, receiver, port_of(hook_sock), tmp_path)
+        db = Path(settings["CANARYD_DATABASE_URL"].removeprefix("sqlite:///"))
+        hook_url = f"http://{HOST}:{port_of(hook_sock)}{HOOK_PATH}"
+        hook_runner: web.AppRunner | None = None
+        try:
+            async with aiohttp.ClientSession() as client:
+                # 1. Right after a registration's 201.
+                daemon = await start_daemon(settings)
+                assert await until(
+                    lambda: prometheus_has_data(client, prometheus.url, 4), timeout_s=WAIT_S
+                ), prometheus.log_tail()
+                good = await _api(client, daemon).register(
+                    _registration("checkout", hook_url, WARM_CONFIG["name"], SLOW_STAGES)
+                )
+                snap1 = await _kill(daemon, db, "canaryd.1.log")
+                assert snap1.canaries[good]["phase"] == "warmup"
+
+                # 2. In warm-up: resumed in warm-up, then killed again before it ends.
+                daemon = await start_daemon(settings)
+                api = _api(client, daemon)
+                assert _resumed(daemon) == 1
+                _assert_same_state(snap1, good, await api.canary(good))
+                snap2 = await _kill(daemon, db, "canaryd.2.log")
+                _same_timers(snap1, snap2, good)
+
+                # 3. Mid-stage, with the bad canary's rollback recorded and its delivery failing.
+                daemon = await start_daemon(settings)
+                ready_at = time.time()
+                api = _api(client, daemon)
+                bad = await api.register(
+                    _registration("search", hook_url, CONFIG["name"], FAST_STAGES)
+                )
+                states: dict[str, dict[str, Any]] = {}
+
+                async def mid_stage_with_failing_delivery() -> bool:
+                    for cid in (good, bad):
+                        states[cid] = await api.canary(cid)
+                    running = [t for t in states[good]["ticks"] if t["phase"] == "running"]
+                    attempted = [d for d in states[bad]["deliveries"] if d["attempts"] >= 1]
+                    return len(running) >= 2 and bool(attempted)
+
+                assert await until(mid_stage_with_failing_delivery, timeout_s=WAIT_S), (
+                    {c: s["reason"] for c, s in states.items()}, daemon.log_tail()
+                )  # fmt: skip
+                assert (states[good]["phase"], states[good]["stage"]) == ("running", 0)
+                assert states[bad]["phase"] == "rolled_back"
+                assert states[bad]["deliveries"][0]["state"] == "pending"
+                snap3 = await _kill(daemon, db, "canaryd.3.log")
+                warm = snap3.canaries[good]
+                # The warm-up ran its full length from the registration, across two crashes:
+                # not cut short, and not restarted from zero by a restart.
+                assert warm["analysis_started_at"] >= warm["created_at"] + WARMUP_S
+                assert (
+                    warm["analysis_started_at"]
+                    <= max(warm["created_at"] + WARMUP_S, ready_at) + STEP_S
+                )
+
+                daemon = await start_daemon(settings)
+                api = _api(client, daemon)
+                assert _resumed(daemon) == 1  # the good one; the bad one is finished
+                for cid in (good, bad):
+                    _assert_same_state(snap3, cid, await api.canary(cid))
+                assert (await api.canary(bad))["deliveries"][0]["state"] == "pending"
+
+                # The receiver comes up: the rollback and the stage-end decision are delivered.
+                hook_runner = await serve_on(recorder.app(), hook_sock)
+
+                async def decided_and_delivered() -> bool:
+                    for cid in (good, bad):
+                        states[cid] = await api.canary(cid)
+                    return bool(states[good]["decisions"]) and all(
+                        d["state"] == "delivered" for s in states.values() for d in s["deliveries"]
+                    )
+
+                assert await until(decided_and_delivered, timeout_s=WAIT_S), (
+                    {c: s["reason"] for c, s in states.items()}, daemon.log_tail()
+                )  # fmt: skip
+                # The first stage ended on its stored timer, not FIRST_STAGE_S after the restart.
+                first = states[good]["decisions"][0]
+                stage_end = warm["stage_started_at"] + FIRST_STAGE_S
+                assert stage_end <= first["decided_at"] <= stage_end + STEP_S + 0.5, first
+
+                # 4. In the next stage (or paused, if the stage-end score was inconclusive).
+                snap4 = await _kill(daemon, db, "canaryd.4.log")
+                _same_timers(snap3, snap4, bad)
+                daemon = await start_daemon(settings)
+                api = _api(client, daemon)
+                assert _resumed(daemon) == len(_live(snap4))
+                resumed_state = await api.canary(good)
+                _assert_same_state(snap4, good, resumed_state)
+                if resumed_state["phase"] == "running":
+
+                    async def ticked_again() -> bool:
+                        states[good] = await api.canary(good)
+                        return len(states[good]["ticks"]) > len(snap4.ticks[good])
+
+                    assert await until(ticked_again, timeout_s=WAIT_S), daemon.log_tail()
+                states[bad] = await api.canary(bad)
+                states[good] = await api.canary(good)
+            snap5 = await _kill(daemon, db, "canaryd.5.log")
+            _same_timers(snap4, snap5, good)
+            _assert_delivered_once_per_decision(recorder, receiver, states)
+            assert [d["action"] for d in states[bad]["decisions"]] == ["rollback"]
+            assert len(recorder.of(f"{bad}:1")) == 2  # after the restart: 503, then acknowledged
+        finally:
+            if hook_runner is not None:
+                await hook_runner.cleanup()
+            hook_sock.close()
