@@ -127,14 +127,15 @@ class Daemon:
 
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        # First of all: a SIGTERM while the store opens and the fleet resumes is graceful too.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
         app = self.build()
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
         await site.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal)
         await self.stopping.wait()
         log.info("daemon.stopping", grace_s=self.settings.shutdown_grace_s)
         if self.ctx is not None:
