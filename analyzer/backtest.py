@@ -30,7 +30,7 @@ from typing import Any
 from analyzer.errors import InvalidInput
 from analyzer.evaluation import Evaluation, evaluate
 from analyzer.judgeconfig import JudgeConfig, config_hash
-from analyzer.lifecycle import next_step, wants_score
+from analyzer.lifecycle import next_step, wants_score, window_bounds
 from analyzer.model import Action, Canary, Mode, Phase, Side, Stage
 from analyzer.recording import Recording, Truth
 from analyzer.sources import FetchRequest, MetricQuery
@@ -100,14 +100,6 @@ def check_step(config: JudgeConfig, recording: Recording) -> None:
             f"{recording.step_s:g}s"
         )
         raise InvalidInput(f"{recording.source or recording.name}: step_s", msg)
-
-
-def window_bounds(canary: Canary, config: JudgeConfig, now: float) -> tuple[float, float]:
-    """The analysis window on the step grid, exactly as ``Scheduler.window_bounds``."""
-    anchor = canary.analysis_started_at or now
-    end = anchor + math.floor((now - anchor) / config.step + 1e-9) * config.step
-    start = anchor if config.lookback is None else max(anchor, end - config.lookback)
-    return start, max(start, end)
 
 
 def _canary(config: JudgeConfig, recording: Recording, stages: Sequence[Stage] | None) -> Canary:

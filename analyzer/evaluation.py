@@ -63,6 +63,9 @@ class SequentialOutcome:
     critical: bool
     direction: Direction
     result: SequentialResult
+    has_data: bool = True
+    """False when the source returned nothing usable (an outage), as opposed to data in which
+    nothing happened yet (exposure without events): only the former is Nodata."""
 
     @property
     def failed(self) -> bool:
@@ -84,8 +87,8 @@ class SequentialOutcome:
         evidence = f"e = {r.e_value:.3g} ≥ {r.threshold:g}{disp}"
         if self.judge == "sequential-count":
             if self.direction is Direction.DECREASE:
-                return f"{self.name}: rate ≤ {r.upper:.2g}× baseline ({evidence})"
-            return f"{self.name}: rate ≥ {r.lower:.2g}× baseline ({evidence})"
+                return f"{self.name}: rate ≤ {r.upper:.3g}× baseline ({evidence})"
+            return f"{self.name}: rate ≥ {r.lower:.3g}× baseline ({evidence})"
         if self.direction is Direction.DECREASE:
             return f"{self.name}: canary − baseline ≤ {r.upper:.4g} ({evidence})"
         return f"{self.name}: canary − baseline ≥ {r.lower:.4g} ({evidence})"
@@ -241,11 +244,11 @@ def _sequential(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome,
     out = []
     for metric in metrics:
         data = window.metrics.get(metric.name)
-        if data is None or data.error:
+        if data is None or not _has_data(data):
             result = SequentialResult(
                 e_value=1.0, estimate=math.nan, lower=-math.inf, upper=math.inf, steps=0,
                 failed=False, proven=False, threshold=len(metrics) / config.alpha,
-                reason=data.error if data is not None else "not fetched",
+                reason=(data.error or "no data") if data is not None else "not fetched",
             )  # fmt: skip
         elif metric.judge == "sequential-count":
             result = sequential_count(
@@ -267,6 +270,7 @@ def _sequential(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome,
                 critical=metric.critical,
                 direction=metric.direction,
                 result=result,
+                has_data=data is not None and _has_data(data),
             )
         )
     return tuple(out)
@@ -274,7 +278,7 @@ def _sequential(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome,
 
 def _sequential_outcome(metric: MetricConfig, seq: SequentialOutcome) -> MetricOutcome:
     """A sequential metric as the scorer sees it: High/Low when failed, Nodata without data."""
-    if seq.result.steps == 0:
+    if not seq.has_data:
         return _nodata(metric, seq.result.reason or "no data")
     label = Label.PASS
     if seq.failed:

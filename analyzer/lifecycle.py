@@ -27,7 +27,15 @@ from analyzer.evaluation import Evaluation
 from analyzer.judgeconfig import JudgeConfig
 from analyzer.model import Action, Canary, Decision, Phase, Verdict
 
-__all__ = ["Step", "apply_action", "interval_index", "next_step", "stage_ends_at", "wants_score"]
+__all__ = [
+    "Step",
+    "apply_action",
+    "interval_index",
+    "next_step",
+    "stage_ends_at",
+    "wants_score",
+    "window_bounds",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +59,15 @@ def interval_index(canary: Canary, config: JudgeConfig, now: float) -> int:
     if canary.analysis_started_at is None:
         return 0
     return math.floor((now - canary.analysis_started_at) / config.analysis_interval + 1e-9)
+
+
+def window_bounds(canary: Canary, config: JudgeConfig, now: float) -> tuple[float, float]:
+    """The analysis window on the step grid: [analysis start, or the lookback's start, last step
+    ≤ now]. The daemon's scheduler and the backtester both read their data through this."""
+    anchor = canary.analysis_started_at or now
+    end = anchor + math.floor((now - anchor) / config.step + 1e-9) * config.step
+    start = anchor if config.lookback is None else max(anchor, end - config.lookback)
+    return start, max(start, end)
 
 
 def wants_score(canary: Canary, config: JudgeConfig, now: float) -> bool:

@@ -23,7 +23,7 @@ from analyzer.errors import CanarydError
 from analyzer.evaluation import Evaluation, evaluate
 from analyzer.fleet import Fleet
 from analyzer.judgeconfig import JudgeConfig
-from analyzer.lifecycle import Step, next_step, wants_score
+from analyzer.lifecycle import Step, next_step, wants_score, window_bounds
 from analyzer.model import Canary, Phase, Tick, Window
 from analyzer.sources import FetchRequest, MetricQuery, MetricSource
 
@@ -135,11 +135,8 @@ class Scheduler:
 
     # -- fetch ------------------------------------------------------------------------------
     def window_bounds(self, canary: Canary, config: JudgeConfig, now: float) -> tuple[float, float]:
-        """The analysis window on the step grid: [analysis start or lookback, last step ≤ now]."""
-        anchor = canary.analysis_started_at or now
-        end = anchor + math.floor((now - anchor) / config.step + 1e-9) * config.step
-        start = anchor if config.lookback is None else max(anchor, end - config.lookback)
-        return start, max(start, end)
+        """The analysis window on the step grid (see ``lifecycle.window_bounds``)."""
+        return window_bounds(canary, config, now)
 
     def request(self, canary: Canary, config: JudgeConfig, now: float) -> FetchRequest:
         """What to fetch for one canary's tick."""

@@ -297,11 +297,6 @@ class TestBacktest:
         assert "step_s is 60s" in caught.value.message
         assert "has step 30s" in caught.value.message
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="evaluation._sequential_outcome scores a critical sequential-count metric with "
-        "no events on either side as critical Nodata, which forces score 0 and a rollback",
-    )
     def test_zero_errors_on_both_sides_do_not_roll_back(self) -> None:
         """A/A with no errors at all on either side is not rolled back (DESIGN §4 rule 6)."""
         rec = recording(30, base_events=0.0, canary_events=0.0)
