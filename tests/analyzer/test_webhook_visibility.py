@@ -1,0 +1,269 @@
+"""Webhook failures are visible, on the daemon as ``Daemon.build`` wires it (dispatcher, store,
+telemetry, API) over a fake clock: a delivery the receiver refuses for good is ``failed`` with
+its error on GET /api/v1/canaries/{id}, counted in /metrics and logged; and one canary's
+deliveries go out in decision order even while the first one is being retried."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from fakes import T0, WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from analyzer.daemon import Daemon
+from analyzer.settings import load_settings
+
+ACT = "act-tok-0f3e8a2d"
+REGISTER = "reg-tok-3d5b6f10"
+Started = Callable[[WebhookReceiver], Any]
+
+
+def auth(token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class SteadyPrometheus:
+    """Range queries answered with the same steady traffic for both sides (so every interval
+    passes): 1 % errors of 1000 requests, p99 about 200 ms."""
+
+    def __init__(self) -> None:
+        app = web.Application()
+        app.router.add_get("/api/v1/query_range", self._query_range)
+        self.server = TestServer(app, host="127.0.0.1", port=0)
+
+    async def _query_range(self, request: web.Request) -> web.Response:
+        query = request.query["query"]
+        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
+        times = np.arange(start, end + step / 2, step)
+        wobble = (times // step) % 5
+        if query.startswith("histogram_quantile"):
+            values = 0.2 + 0.002 * wobble
+        else:
+            values = 10.0 + wobble if 'code=~"5.."' in query else np.full(times.size, 1000.0)
+        samples = [[t, repr(float(v))] for t, v in zip(times, values, strict=True)]
+        series = {"metric": {}, "values": samples}
+        body = {"status": "success", "data": {"resultType": "matrix", "result": [series]}}
+        return web.json_response(body)
+
+
+@dataclass(slots=True, kw_only=True)
+class Running:
+    """A started daemon, its fake clock and a client."""
+
+    clock: SteppedClock
+    client: TestClient[web.Request, web.Application]
+
+    async def register(self, receiver: WebhookReceiver, **changes: Any) -> str:
+        """Register a live canary whose webhook is ``receiver``; returns its id."""
+        body = {
+            "name": "checkout-2.3.1",
+            "service": "checkout",
+            "config": "test-golden",
+            "baseline": {"labels": {"deployment": "checkout-baseline"}},
+            "canary": {"labels": {"deployment": "checkout-canary"}},
+            "stages": [{"weight": 10, "duration": "10m"}, {"weight": 100, "duration": "0s"}],
+            "webhook": {"url": receiver.url},
+        } | changes
+        response = await self.client.post("/api/v1/canaries", json=body, headers=auth(REGISTER))
+        created = await response.json()
+        assert response.status == 201, created
+        return str(created["id"])
+
+    async def canary(self, canary_id: str) -> dict[str, Any]:
+        """GET /api/v1/canaries/{id}."""
+        response = await self.client.get(f"/api/v1/canaries/{canary_id}")
+        body: dict[str, Any] = await response.json()
+        assert response.status == 200, body
+        return body
+
+    async def act(self, canary_id: str, action: str) -> None:
+        """POST an action; asserts 200."""
+        response = await self.client.post(
+            f"/api/v1/canaries/{canary_id}/{action}", headers=auth(ACT)
+        )
+        assert response.status == 200, await response.json()
+
+    async def until(self, check: Callable[[], Awaitable[bool]], *, limit: int = 400) -> None:
+        """Move the fake clock a second at a time (the dispatcher polls every half second)
+        until ``check()`` holds; bounded."""
+        for _ in range(limit):
+            if await check():
+                return
+            await self.clock.advance(1.0)
+            await asyncio.sleep(0.005)  # the dispatcher's HTTP round trip is real I/O
+        msg = f"not reached after {limit} fake seconds"
+        raise AssertionError(msg)
+
+    async def deliveries_outcome(self, outcome: str) -> float:
+        """canaryd_webhook_deliveries_total{outcome=...} from /metrics."""
+        text = await (await self.client.get("/metrics")).text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "canaryd_webhook_deliveries_total" and sample.labels == {
+                    "outcome": outcome
+                }:
+                    return float(sample.value)
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CANARYD_ variable of the machine running the tests leaks in."""
+    for name in list(os.environ):
+        if name.startswith("CANARYD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def default_logging() -> Iterator[None]:
+    """structlog's default configuration for the test, whatever another test configured."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture
+async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Started]:
+    """Start the daemon from CANARYD_ variables, its webhooks allowed to ``receiver`` only."""
+    prometheus = SteadyPrometheus()
+    await prometheus.server.start_server()
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "test-golden.json").write_text(json.dumps(config_body()))
+
+    @asynccontextmanager
+    async def started(receiver: WebhookReceiver) -> AsyncIterator[Running]:
+        env = {
+            "CANARYD_API_TOKENS": f"act@{ACT},register@{REGISTER}",
+            "CANARYD_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.host,
+            "CANARYD_PROMETHEUS_URL": str(prometheus.server.make_url("")).rstrip("/"),
+            "CANARYD_DATABASE_URL": f"sqlite:///{tmp_path / 'canaryd.db'}",
+            "CANARYD_CONFIG_DIR": str(configs),
+            "CANARYD_WEBHOOK_TIMEOUT_S": "2",
+            "CANARYD_SHUTDOWN_GRACE_S": "2",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        clock = SteppedClock()
+        app = Daemon(load_settings(), clock=clock).build()
+        async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+            yield Running(clock=clock, client=client)
+
+    try:
+        yield started
+    finally:
+        await prometheus.server.close()
+
+
+class TestPermanentFailure:
+    """A receiver that answers 400: the delivery fails for good, and says so everywhere."""
+
+    @pytest.mark.usefixtures("default_logging")
+    async def test_failed_delivery_is_visible(
+        self, start: Started, webhook_receiver: WebhookReceiver
+    ) -> None:
+        """One attempt, then state failed with the HTTP error on the canary, the failed
+        counter at 1 in /metrics, and a webhook.failed event; it is never retried."""
+        webhook_receiver.status = 400
+        with capture_logs() as events:
+            async with start(webhook_receiver) as daemon:
+                canary_id = await daemon.register(webhook_receiver)
+                await daemon.act(canary_id, "promote")
+
+                async def settled() -> bool:
+                    deliveries = (await daemon.canary(canary_id))["deliveries"]
+                    return deliveries[0]["state"] != "pending"
+
+                await daemon.until(settled)
+                for _ in range(30):  # more time passes: no retry of a permanent failure
+                    await daemon.clock.advance(1.0)
+                body = await daemon.canary(canary_id)
+                failed = await daemon.deliveries_outcome("failed")
+                retried = await daemon.deliveries_outcome("retry")
+        [delivery] = body["deliveries"]
+        assert (delivery["state"], delivery["attempts"]) == ("failed", 1)
+        assert delivery["delivery_id"] == f"{canary_id}:1"
+        assert delivery["last_error"].startswith("HTTP 400")
+        assert delivery["delivered_at"] is None
+        assert len(webhook_receiver.requests) == 1
+        assert webhook_receiver.requests[0].signed
+        assert (failed, retried) == (1.0, 0.0)
+        [logged] = [e for e in events if e["event"] == "webhook.failed"]
+        assert logged["log_level"] == "error"
+        assert (logged["delivery_id"], logged["canary_id"]) == (delivery["delivery_id"], canary_id)
+        assert (logged["status"], logged["webhook_event"]) == (400, "promote")
+        assert logged["err"] == delivery["last_error"]
+
+
+class TestDecisionOrder:
+    """One canary's deliveries go out one at a time, in decision order."""
+
+    async def test_later_decision_waits_for_the_retried_one(
+        self, start: Started, webhook_receiver: WebhookReceiver
+    ) -> None:
+        """The step is refused with 503 (retried with backoff); the promote decided meanwhile
+        is not sent until the step is delivered, then follows it."""
+        webhook_receiver.status = 503
+        stages = [
+            {"weight": 10, "duration": "2m"},
+            {"weight": 50, "duration": "10m"},
+            {"weight": 100, "duration": "0s"},
+        ]
+        async with start(webhook_receiver) as daemon:
+            canary_id = await daemon.register(webhook_receiver, stages=stages)
+
+            async def running() -> bool:
+                return (await daemon.canary(canary_id))["phase"] == "running"
+
+            await daemon.until(running)
+            await daemon.clock.jump_to(T0 + 120)  # the end of stage 1: step to 50 %
+
+            async def refused_twice() -> bool:
+                return len(webhook_receiver.requests) >= 2
+
+            await daemon.until(refused_twice)
+            await daemon.act(canary_id, "promote")
+
+            async def refused_four_times() -> bool:
+                return len(webhook_receiver.requests) >= 4
+
+            await daemon.until(refused_four_times)
+            waiting = (await daemon.canary(canary_id))["deliveries"]
+            webhook_receiver.status = 200
+
+            async def both_delivered() -> bool:
+                deliveries = (await daemon.canary(canary_id))["deliveries"]
+                return [d["state"] for d in deliveries] == ["delivered", "delivered"]
+
+            await daemon.until(both_delivered)
+            body = await daemon.canary(canary_id)
+        assert [(d["action"], d["seq"]) for d in body["decisions"]] == [("step", 1), ("promote", 2)]
+        assert [(d["event"], d["state"], d["attempts"]) for d in waiting] == [
+            ("step", "pending", 4),
+            ("promote", "pending", 0),
+        ]
+        assert waiting[0]["last_error"].startswith("HTTP 503")
+        sent = [r.headers["X-Canaryd-Delivery"] for r in webhook_receiver.requests]
+        first = sent.index(f"{canary_id}:2")
+        assert set(sent[:first]) == {f"{canary_id}:1"}
+        assert sent[first:] == [f"{canary_id}:2"]
+        assert webhook_receiver.events[-2:] == ["step", "promote"]
+        step, promote = body["deliveries"]
+        assert step["delivered_at"] <= promote["delivered_at"]
+        assert (step["attempts"], promote["attempts"]) == (first, 1)
