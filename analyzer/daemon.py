@@ -132,7 +132,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
         app = self.build()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # In-flight requests get the grace period too, not aiohttp's default of 60 s: a client
+        # that stalls mid-request must not hold the shutdown (and the ticks) past the grace.
+        grace_s = self.settings.shutdown_grace_s
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace_s)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
         await site.start()

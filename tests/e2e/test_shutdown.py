@@ -267,6 +267,37 @@ class TestSigterm:
             assert "daemon.forced_exit" in [e["event"] for e in log_events(rig.daemon.log)]
             await rig.delivered_after_restart()
 
+    async def test_a_stalled_client_does_not_hold_the_shutdown(
+        self, receiver: Receiver, start_daemon: StartDaemon, tmp_path: Path
+    ) -> None:
+        """A request stalled mid-body is cut off at the grace period (was aiohttp's 60 s)."""
+        hook_sock, dead_sock = reserve_port(), reserve_port()
+        dead_url = f"http://{HOST}:{port_of(dead_sock)}"
+        writer: asyncio.StreamWriter | None = None
+        try:
+            settings = _settings(dead_url, receiver, hook_sock, tmp_path, GRACE_S)
+            daemon = await start_daemon(settings)
+            host, port = daemon.url.removeprefix("http://").split(":")
+            _reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(
+                b"POST /api/v1/canaries HTTP/1.1\r\nHost: canaryd\r\n"
+                + f"Authorization: Bearer {daemon.token}\r\n".encode()
+                + b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"na'
+            )
+            await writer.drain()
+            await asyncio.sleep(0.3)  # the handler is reading the body
+            daemon.proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            code = await asyncio.wait_for(daemon.proc.wait(), 90)
+            took = time.monotonic() - sent
+            assert code == 0, daemon.log_tail()
+            assert took <= GRACE_S + CLOSE_MARGIN_S, took
+        finally:
+            if writer is not None:
+                writer.close()
+            hook_sock.close()
+            dead_sock.close()
+
     async def test_sigterm_while_resuming_the_fleet_exits_zero(
         self, receiver: Receiver, until: Until, tmp_path: Path
     ) -> None:
