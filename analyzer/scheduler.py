@@ -71,6 +71,8 @@ class Scheduler:
 
     def due(self, now: float) -> list[Due]:
         """Canaries whose next tick is at or before ``now``."""
+        for gone in self._next_due.keys() - self.fleet.canaries.keys():  # finished by an action
+            del self._next_due[gone]
         out = []
         for canary in list(self.fleet.canaries.values()):
             if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
