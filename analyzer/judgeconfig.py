@@ -87,7 +87,9 @@ Duration = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class CountQuery(_Model):
@@ -229,7 +231,7 @@ class JudgeConfig(_Model):
 
     name: str = Field(pattern=_NAME)
     description: str = ""
-    step: Duration = Field(gt=0)
+    step: Duration = Field(ge=1, description="poll cadence and query resolution, at least 1s")
     analysis_interval: Duration = Field(gt=0)
     lookback: Duration | None = None
     warmup: Duration = 0.0

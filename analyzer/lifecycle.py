@@ -201,7 +201,15 @@ def _running(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) ->
 def _scored(
     canary: Canary, config: JudgeConfig, ev: Evaluation, now: float, stage_over: bool
 ) -> Step:
-    assert ev.score is not None
+    assert ev.score is not None  # guarded by the caller
+    if ev.score.forced_by_no_data and config.on_no_data == "hold":
+        # Kayenta zeroes a score for missing data; canaryd never rolls back on that alone.
+        why = f"partial data: {ev.score.reason}"
+        if stage_over:
+            return _inconclusive(
+                canary, config, f"no data by the stage deadline ({why})", now, None
+            )
+        return Step(canary=canary, verdict=Verdict.NONE, reason=f"no data, holding: {why}")
     score = ev.score.score
     marks = config.score_thresholds
     detail = f"score {score:g}" + (f" ({ev.score.reason})" if ev.score.reason else "")

@@ -50,6 +50,9 @@ class ScoreResult:
     groups: tuple[GroupScore, ...]
     classification: ScoreClass
     reason: str
+    forced_by_no_data: bool = False
+    """The score is 0 only because data was missing (a critical metric without data, or the
+    Nodata share): the daemon holds on this rather than rolling back (DESIGN.md §4, rule 6)."""
 
 
 def _round2(value: float) -> float:
@@ -94,19 +97,25 @@ def score_groups(
     groups = tuple(_group_score(name, labels) for name, labels in by_group.items())
     failed = [r for r in scored if r.critical and r.label is not Label.PASS]
     nodata = sum(r.label is Label.NODATA for r in scored)
+    forced_by_no_data = False
     if not scored:
         score, reason = 0.0, "no metric was scored"
     elif failed:
         score, reason = 0.0, f"critical metric {failed[0].name} failed: {failed[0].reason}"
+        forced_by_no_data = all(r.label is Label.NODATA for r in failed)
     elif scored and 100.0 * nodata / len(scored) >= NODATA_SHARE_THRESHOLD:
         share = f"{nodata} of {len(scored)}"
         score, reason = 0.0, f"{share} metrics returned no data (≥ {NODATA_SHARE_THRESHOLD:g} %)"
+        forced_by_no_data = True
     else:
         score, reason = _summary(groups, weights), ""
     label = classify_score(
         score, pass_threshold=pass_threshold, marginal_threshold=marginal_threshold
     )
-    return ScoreResult(score=score, groups=groups, classification=label, reason=reason)
+    return ScoreResult(
+        score=score, groups=groups, classification=label, reason=reason,
+        forced_by_no_data=forced_by_no_data,
+    )  # fmt: skip
 
 
 def classify_score(score: float, *, pass_threshold: float, marginal_threshold: float) -> ScoreClass:
