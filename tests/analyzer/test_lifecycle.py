@@ -329,6 +329,24 @@ class TestNextStep:
         assert "no data, holding" in step.reason
         assert "source unavailable" in step.reason
 
+    def test_a_score_zeroed_by_missing_data_holds(self, make_config: MakeConfig) -> None:
+        """Kayenta's Nodata rule zeroes the score, but with on_no_data hold canaryd holds."""
+        grade = classify_score(0.0, pass_threshold=75, marginal_threshold=50)
+        zeroed = ScoreResult(
+            score=0.0, groups=(), classification=grade, reason="2 of 3 metrics returned no data",
+            forced_by_no_data=True,
+        )  # fmt: skip
+        state = canary()
+        step = next_step(state, make_config(), Evaluation(score=zeroed), T0 + 120)
+        assert step.decision is None
+        assert step.verdict is Verdict.NONE
+        assert "no data, holding" in step.reason
+        rolled = next_step(
+            state, make_config(on_no_data="rollback"), Evaluation(score=zeroed), T0 + 120
+        )
+        assert rolled.decision is not None
+        assert rolled.decision.action is Action.ROLLBACK
+
     def test_step_moves_to_the_next_weight_and_resets_the_stage_timer(
         self, config: JudgeConfig
     ) -> None:
