@@ -117,6 +117,7 @@ class TestSummary:
         assert result.score == 0.0
         assert result.classification is ScoreClass.FAIL
         assert result.reason.startswith("critical metric lat failed: lat is High")
+        assert not result.forced_by_no_data
 
     def test_passing_critical_metric_does_not_force(self) -> None:
         """A critical metric that passes scores like any other."""
@@ -125,7 +126,9 @@ class TestSummary:
     def test_critical_nodata_forces_zero(self) -> None:
         """A critical metric without data is a failed critical metric."""
         results = [_m("a", Label.PASS), _m("b", Label.PASS), _m("c", Label.NODATA, critical=True)]
-        assert _score(results).score == 0.0
+        result = _score(results)
+        assert result.score == 0.0
+        assert result.forced_by_no_data
 
     def test_half_nodata_forces_zero(self) -> None:
         """2 of 4 metrics Nodata (50 %, the threshold itself) forces 0 with a reason."""
@@ -138,6 +141,7 @@ class TestSummary:
         result = _score(results)
         assert result.score == 0.0
         assert "2 of 4" in result.reason
+        assert result.forced_by_no_data
 
     def test_under_half_nodata_scores(self) -> None:
         """1 of 3 Nodata is under 50 %: the other metrics are scored."""
