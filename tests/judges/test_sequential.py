@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import integrate, special, stats
+from scipy import integrate, optimize, special, stats
 
 from judges import Direction
 from judges import sequential as seq
@@ -81,11 +81,8 @@ def quad_mean_e(s: float, sigma: float, t: int, rho2: float) -> float:
     scale = math.sqrt(rho2) / sigma
 
     def integrand(lam: float) -> float:
-        return (
-            math.exp(lam * s - lam * lam * sigma * sigma * t / 2.0)
-            * 2.0
-            * stats.norm.pdf(lam, scale=scale)
-        )
+        log_density = math.log(2.0) + float(stats.norm.logpdf(lam, scale=scale))
+        return math.exp(lam * s - lam * lam * sigma * sigma * t / 2.0 + log_density)
 
     # The integrand peaks at λ* = S/(σ²t + σ²/ρ²); split there so quad sees the bump.
     peak = max(s / (sigma * sigma * (t + 1.0 / rho2)), 0.0)
@@ -228,20 +225,25 @@ class TestCountClosedForms:
         assert both.e_value == pytest.approx(max(up.e_value, down.e_value), rel=1e-12)
         assert both.threshold == 2 * THRESHOLD
 
-    def test_confidence_sequence_inverts_the_two_sided_mixture(self) -> None:
-        """The CS is every second grid point r₀ whose mixture of Mₜ(r)/Mₜ(r₀) over r = r₀·e^(jh),
-        j = −170..170 step 4 (within the grid), stays below 1/α."""
-        ea, na, eb, nb = _stream(8, ratio=1.4, lam=2.0)
+    @pytest.mark.parametrize(("ratio", "seed"), [(1.4, 8), (1.0, 9), (0.8, 10)])
+    def test_bounds_invert_the_one_sided_tests(self, ratio: float, seed: int) -> None:
+        """lower is the smallest grid r₀ whose mixture of Mₜ(r)/Mₜ(r₀) over the 170 grid r above
+        r₀ stays below 1/α; upper the largest whose mixture over the 170 below does."""
+        ea, na, eb, nb = _stream(seed, ratio=ratio, lam=2.0)
         result = sequential_count(ea, na, eb, nb, temper=False)
         log_m = binom_log_m_grid(ea, na, eb, nb, GRID)
-        kept = []
-        for p in range(0, 401, 2):
-            idx = p + np.arange(-170, 171, 4)
+
+        def log_e(p: int, offsets: npt.NDArray[np.int_]) -> float:
+            idx = p + offsets
             idx = idx[(idx >= 0) & (idx <= 400)]
-            if log_mean_exp(log_m[idx] - log_m[p]) < math.log(THRESHOLD):
-                kept.append(p)
-        assert result.lower == pytest.approx(math.exp((kept[0] - 200) * H), rel=1e-12)
-        assert result.upper == pytest.approx(math.exp((kept[-1] - 200) * H), rel=1e-12)
+            return log_mean_exp(log_m[idx] - log_m[p]) if idx.size else 0.0
+
+        line = math.log(THRESHOLD)
+        lower = min(p for p in range(401) if log_e(p, ALT) < line)
+        upper = max(p for p in range(401) if log_e(p, -ALT) < line)
+        assert result.lower == pytest.approx(math.exp((lower - 200) * H), rel=1e-12)
+        assert result.upper == pytest.approx(math.exp((upper - 200) * H), rel=1e-12)
+        assert result.lower <= result.estimate <= result.upper
         assert result.estimate == pytest.approx(math.exp((int(np.argmax(log_m)) - 200) * H))
 
     @pytest.mark.parametrize("tolerance", [1.2, 1.5])
@@ -345,16 +347,35 @@ def _columns(rows: list[tuple[int, int, int, int]]) -> tuple[FloatArray, ...]:
 class TestCountProperties:
     """Properties that must hold for any data."""
 
-    @settings(max_examples=150, deadline=None)
-    @given(rows=counts, metrics=st.integers(1, 4))
-    def test_failed_means_the_e_value_reached_the_threshold(
-        self, rows: list[tuple[int, int, int, int]], metrics: int
+    @settings(max_examples=200, deadline=None)
+    @given(rows=counts, metrics=st.integers(1, 4), tolerance=st.sampled_from([1.2, 1.5, 2.0]))
+    def test_verdicts_agree_with_the_e_value_and_the_bounds(
+        self, rows: list[tuple[int, int, int, int]], metrics: int, tolerance: float
     ) -> None:
-        """failed ⇔ e ≥ m/α; the threshold is the e-Bonferroni one."""
-        result = sequential_count(*_columns(rows), metrics=metrics)
+        """With ≥ 5 informative steps: failed ⇔ e ≥ m/α ⇔ lower > 1; proven ⇒ upper < tolerance.
+        Fewer decide nothing. The threshold is the e-Bonferroni one."""
+        result = sequential_count(*_columns(rows), metrics=metrics, tolerance=tolerance)
         assert result.threshold == metrics / ALPHA
+        if result.steps < 5:
+            assert not result.failed
+            assert not result.proven
+            return
         assert result.failed is (result.e_value >= result.threshold)
-        assert result.lower <= result.upper
+        assert result.failed is (result.lower > 1.0)
+        if result.proven:
+            assert result.upper < tolerance
+        assert result.lower <= result.estimate <= result.upper
+
+    def test_fewer_than_min_steps_decide_nothing(self) -> None:
+        """A burst in the canary's first steps is reported (e, bounds) but decides nothing until
+        five informative steps can estimate the dispersion; min_steps=1 judges at once."""
+        ea, na = np.array([4.0, 6.0, 5.0]), np.full(3, 3000.0)
+        eb, nb = np.array([40.0, 5.0, 4.0]), np.full(3, 3000.0)
+        gated = sequential_count(ea, na, eb, nb)
+        assert gated.e_value >= THRESHOLD
+        assert not gated.failed
+        assert gated.reason.startswith("undecided: 3 informative steps, fewer than 5; ")
+        assert sequential_count(ea, na, eb, nb, min_steps=1).failed
 
     @settings(max_examples=150, deadline=None)
     @given(rows=counts, step=st.integers(0, 39), extra=st.integers(1, 20))
@@ -468,34 +489,51 @@ class TestMeanClosedForms:
         assert result.e_value == pytest.approx(expected, rel=1e-7)
 
     @pytest.mark.parametrize(("t", "metrics"), [(5, 1), (12, 1), (60, 2), (500, 3)])
-    def test_confidence_sequence_half_width(self, t: int, metrics: int) -> None:
-        """Half-width = σ̂/√t · t_{t−1} quantile at the normal tail of
-        b = √(2(tρ² + 1)/(tρ²) · log(√(tρ² + 1)/(α/m)))."""
+    def test_bounds_are_where_the_one_sided_tests_flip(self, t: int, metrics: int) -> None:
+        """lower is the tolerance δ at which the regression test's e-value (by quad, above)
+        just reaches m/α, upper the mirror; both at d̄ ∓ the same half-width."""
         rng = np.random.default_rng(t)
         baseline, canary = rng.normal(0, 2, t), rng.normal(0.5, 2, t)
         result = sequential_mean(baseline, canary, metrics=metrics)
         d = canary - baseline
-        rho2 = rho2_for(ALPHA, 60)
-        b = math.sqrt(
-            2 * (t * rho2 + 1) / (t * rho2) * math.log(math.sqrt(t * rho2 + 1) / (ALPHA / metrics))
-        )
-        half = np.std(d, ddof=1) / math.sqrt(t) * stats.t.isf(stats.norm.sf(b), t - 1)
+        sigma, rho2 = float(np.std(d, ddof=1)), rho2_for(ALPHA, 60)
+
+        def gap(delta: float) -> float:
+            s = t_to_normal_sum(float(np.sum(d - delta)), sigma, t)
+            return math.log(quad_mean_e(s, sigma, t, rho2)) - math.log(metrics / ALPHA)
+
+        span = sigma
+        while gap(d.mean() - span) < 0:
+            span *= 2
+        lower = optimize.brentq(gap, d.mean() - span, d.mean(), xtol=1e-12)
         assert result.estimate == pytest.approx(d.mean(), rel=1e-12)
-        assert result.lower == pytest.approx(d.mean() - half, rel=1e-9)
-        assert result.upper == pytest.approx(d.mean() + half, rel=1e-9)
+        assert result.lower == pytest.approx(lower, rel=1e-6, abs=1e-9 * sigma)
+        assert result.upper == pytest.approx(2 * d.mean() - lower, rel=1e-6, abs=1e-9 * sigma)
 
     def test_large_samples_match_the_known_variance_boundary(self) -> None:
-        """For large t the Student-t mapping vanishes: the half-width tends to Waudby-Smith et
-        al.'s σ̂·√(2(tρ² + 1)/(t²ρ²)·log(√(tρ² + 1)/α))."""
+        """For large t the Student-t mapping vanishes: the half-width tends to σ̂/√t·z*, z*
+        solving the known-σ mixture E(z) = 1/α in closed form."""
         t = 20_000
         rng = np.random.default_rng(3)
         d = rng.normal(0, 1, t)
         result = sequential_mean(np.zeros(t), d)
         rho2 = rho2_for(ALPHA, 60)
-        plain = np.std(d, ddof=1) * math.sqrt(
-            2 * (t * rho2 + 1) / (t * t * rho2) * math.log(math.sqrt(t * rho2 + 1) / ALPHA)
-        )
-        assert (result.upper - result.lower) / 2 == pytest.approx(plain, rel=1e-3)
+        v = 1 + rho2 * t
+
+        def gap(score: float) -> float:
+            z = score * math.sqrt(rho2 * t / v)
+            return (
+                math.log(2)
+                - 0.5 * math.log(v)
+                + z * z / 2
+                + stats.norm.logcdf(z)
+                - math.log(THRESHOLD)
+            )
+
+        score = optimize.brentq(gap, 0.0, 20.0, xtol=1e-12)
+        half = np.std(d, ddof=1) / math.sqrt(t) * score
+        # t_{df} vs normal quantile: a relative (z² + 1)/(4·df) ≈ 2e-4 apart here
+        assert (result.upper - result.lower) / 2 == pytest.approx(half, rel=1e-3)
 
     def test_too_few_steps_decide_nothing(self) -> None:
         """Fewer than min_steps paired steps: e = 1 and an infinite CS, with the reason."""
@@ -611,7 +649,7 @@ class TestMeanProperties:
     def test_failed_means_the_e_value_reached_the_threshold(
         self, data: st.DataObject, metrics: int, tolerance: float
     ) -> None:
-        """failed ⇔ e ≥ m/α; e is finite and ≥ 0."""
+        """failed ⇔ e ≥ m/α ⇔ lower ≥ tolerance; proven ⇔ upper < tolerance; e finite, ≥ 0."""
         base = data.draw(self.values)
         canary = data.draw(st.lists(st.floats(-1e3, 1e3), min_size=len(base), max_size=len(base)))
         result = sequential_mean(base, canary, metrics=metrics, tolerance=tolerance)
@@ -619,6 +657,9 @@ class TestMeanProperties:
         assert math.isfinite(result.e_value)
         assert result.e_value >= 0
         assert result.failed is (result.e_value >= result.threshold)
+        if result.steps >= 5 and abs(math.log(result.e_value / result.threshold)) > 1e-6:
+            assert result.failed is (result.lower >= tolerance)
+            assert result.proven is (result.upper < tolerance)
 
     @settings(max_examples=150, deadline=None)
     @given(data=st.data(), shift=st.floats(0.01, 100))
