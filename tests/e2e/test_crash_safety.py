@@ -46,8 +46,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 
 WAIT_S = 30.0
 STEP_S = 2.0
-WARMUP_S = 6.0
-FIRST_STAGE_S = 8.0
+# Long enough that a restart (about 2 s, three times that on a slow runner) does not outlast
+# the warm-up or the first stage before the state after it is compared with the stored one.
+WARMUP_S = 10.0
+FIRST_STAGE_S = 12.0
+TICK_LATE_S = 1.5  # how late a tick may run on a loaded machine
 
 CONFIG: dict[str, Any] = {
     "name": "crash-golden-signals",
@@ -361,7 +364,7 @@ class TestKillNine:
                 # The first stage ended on its stored timer, not FIRST_STAGE_S after the restart.
                 first = states[good]["decisions"][0]
                 stage_end = warm["stage_started_at"] + FIRST_STAGE_S
-                assert stage_end <= first["decided_at"] <= stage_end + STEP_S + 0.5, first
+                assert stage_end <= first["decided_at"] <= stage_end + STEP_S + TICK_LATE_S, first
 
                 # 4. In the next stage (or paused, if the stage-end score was inconclusive).
                 snap4 = await _kill(daemon, db, "canaryd.4.log")
