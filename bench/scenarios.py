@@ -11,8 +11,9 @@ Families (``generate(family, n, seed, **params)``; every parameter below can be 
 - ``aa``             A/A: both arms identical.
 - ``errors``         the canary's error rate × ``ratio`` (3) from ``onset_step`` (10).
 - ``latency``        the canary's p99 + ``latency_delta`` s (0.030) from ``onset_step``.
-- ``diurnal``        A/A under a daily load curve (``load_amplitude`` 0.6, ``period_s`` 1 day,
-                     random phase), the error rate rising with load on both arms alike.
+- ``diurnal``        A/A under a load curve (``load_amplitude`` 0.6, random phase), the error
+                     rate rising with load on both arms alike; the daily curve is compressed to
+                     ``period_s`` = 4 h so that an hour's recording sees a quarter of the swing.
 - ``bursty``         A/A with overdispersed errors: each arm's error rate is multiplied per
                      step by an independent Gamma(``burst_shape``, 1/``burst_shape``) draw —
                      negative-binomial counts, variance μ + μ²/``burst_shape``.
@@ -72,7 +73,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "aa": {},
     "errors": {"ratio": 3.0, "onset_step": 10},
     "latency": {"latency_delta": 0.030, "onset_step": 10},
-    "diurnal": {"load_amplitude": 0.6},
+    "diurnal": {"load_amplitude": 0.6, "period_s": 14_400.0},
     "bursty": {"burst_shape": 2.0},
     "zero_baseline": {
         "baseline_error_rate": 0.0,
