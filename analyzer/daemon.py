@@ -89,7 +89,9 @@ class Daemon:
         )  # fmt: skip
         ctx = app[_CTX_HOLDER]
         ctx.fleet = fleet
-        stop = asyncio.Event()
+        # The scheduler and the webhook sender stop at the first SIGTERM (``stopping``), while
+        # the listener drains in-flight requests: one grace period for both, no new ticks.
+        stop = self.stopping
         tasks = [
             asyncio.create_task(scheduler.run(stop), name="scheduler"),
             asyncio.create_task(dispatcher.run(stop), name="webhooks"),

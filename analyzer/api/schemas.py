@@ -222,6 +222,10 @@ class CanaryOut(BaseModel):
     reason: str
     created_at: float
     updated_at: float
+    stage_started_at: float
+    analysis_started_at: float | None
+    decision_seq: int
+    tick_seq: int
     metadata: dict[str, Any]
     ticks: list[TickOut] | None = None
     decisions: list[DecisionOut] | None = None
@@ -236,7 +240,8 @@ class CanaryOut(BaseModel):
             stages=[{"weight": s.weight, "duration_s": s.duration_s} for s in c.stages],
             config=c.config_name, config_hash=c.config_hash, score=c.last_score,
             reason=c.last_reason, created_at=c.created_at, updated_at=c.updated_at,
-            metadata=c.metadata,
+            stage_started_at=c.stage_started_at, analysis_started_at=c.analysis_started_at,
+            decision_seq=c.decision_seq, tick_seq=c.tick_seq, metadata=c.metadata,
         )  # fmt: skip
 
 
