@@ -218,9 +218,14 @@ def _count_bounds(log_m: FloatArray, log_threshold: float) -> tuple[float, float
 def _tolerance_point(tolerance: float) -> tuple[int, int]:
     """Grid indices of r₀ = tolerance snapped down and of r₀ = 1/tolerance snapped up (each
     towards r = 1: the stricter side)."""
-    up = min(_GRID_HALF, math.floor(math.log(tolerance) / _H + 1e-9)) + _GRID_HALF
-    down = max(-_GRID_HALF, math.ceil(-math.log(tolerance) / _H - 1e-9)) + _GRID_HALF
-    return up, down
+    up = math.floor(math.log(tolerance) / _H + 1e-9)
+    down = math.ceil(-math.log(tolerance) / _H - 1e-9)
+    # Clipped into the grid: a tolerance beyond it has no alternatives on its good side, and an
+    # index below 0 would wrap around to the grid's far end.
+    return (
+        min(max(up, -_GRID_HALF), _GRID_HALF) + _GRID_HALF,
+        min(max(down, -_GRID_HALF), _GRID_HALF) + _GRID_HALF,
+    )
 
 
 def _log_e_within(log_m: FloatArray, tolerance: float, direction: Direction) -> float:

@@ -454,6 +454,43 @@ class TestCountProperties:
         assert np.mean(np.isfinite(first)) >= 0.95
         assert np.median(first) <= 30
 
+    @pytest.mark.parametrize(
+        ("tolerance", "direction", "proven"),
+        [
+            (0.005, Direction.INCREASE, False),  # r < 0.005: below the grid, nothing to mix
+            (0.005, Direction.DECREASE, False),
+            (500.0, Direction.INCREASE, True),  # r < 500, tested as r < 100 (the grid's end)
+            (500.0, Direction.DECREASE, True),
+        ],
+    )
+    def test_tolerances_beyond_the_grid_stay_conservative(
+        self, tolerance: float, direction: Direction, proven: bool
+    ) -> None:
+        """A/A data never "prove" a ratio below 1/100 (an index below the grid once wrapped
+        around to its far end and did); a huge tolerance is tested at the grid's edge."""
+        ea, na, eb, nb = _stream(14, steps=30, lam=20.0)
+        result = sequential_count(ea, na, eb, nb, tolerance=tolerance, direction=direction)
+        assert result.proven is proven
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"tolerance": 0.0}, "tolerance must be > 0"),
+            ({"alpha": 1.5}, "alpha must lie in"),
+            ({"metrics": 0}, "metrics must be"),
+        ],
+    )
+    def test_bad_options_name_themselves(self, kwargs: dict[str, float], match: str) -> None:
+        """Invalid options are ValueErrors naming the option."""
+        ea, na, eb, nb = _stream(15, steps=5)
+        with pytest.raises(ValueError, match=match):
+            sequential_count(ea, na, eb, nb, **kwargs)
+
+    def test_arrays_of_different_lengths_are_refused(self) -> None:
+        """Events and exposure must line up step by step."""
+        with pytest.raises(ValueError, match=r"differ in length: \[2, 3\]"):
+            sequential_count([1, 2], [10, 10], [1, 2, 3], [10, 10, 10])
+
     def test_a_regression_is_never_proven_non_inferior(self) -> None:
         """A 3× canary fails and is not proven, whatever the tolerance below 3."""
         ea, na, eb, nb = _stream(13, steps=30, ratio=3.0, lam=5.0)
@@ -541,6 +578,22 @@ class TestMeanClosedForms:
         assert (result.e_value, result.failed, result.proven) == (1.0, False, False)
         assert math.isinf(result.lower)
         assert result.reason == "3 paired steps, fewer than 5"
+
+    def test_a_long_constant_difference_stays_finite(self) -> None:
+        """200 identical differences: the t tail underflows, the statistic is kept as is, and
+        the e-value is capped, not inf or NaN."""
+        result = sequential_mean([1.0] * 200, [1.5] * 200)
+        assert result.failed
+        assert math.isfinite(result.e_value)
+
+    def test_bad_options_name_themselves(self) -> None:
+        """Negative tolerance, t_opt < 1 or unequal lengths are ValueErrors naming them."""
+        with pytest.raises(ValueError, match="tolerance must be ≥ 0 and t_opt ≥ 1"):
+            sequential_mean([1.0] * 6, [1.0] * 6, tolerance=-1.0)
+        with pytest.raises(ValueError, match="tolerance must be ≥ 0 and t_opt ≥ 1"):
+            sequential_mean([1.0] * 6, [1.0] * 6, t_opt=0)
+        with pytest.raises(ValueError, match="differ in length: 6 and 5"):
+            sequential_mean([1.0] * 6, [1.0] * 5)
 
     def test_constant_differences_stay_finite(self) -> None:
         """Identical differences (σ̂ = 0) give a finite e-value either way, never NaN."""
