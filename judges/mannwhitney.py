@@ -157,25 +157,19 @@ def mann_whitney_batch(
 
 
 def _tie_term(sorted_rows: FloatArray) -> FloatArray:
-    """Σ(t³ − t) over the runs of equal values in each sorted row (the tie correction)."""
+    """Σ(t³ − t) over the runs of equal values in each sorted row (the tie correction): run
+    lengths from the run starts of the flattened rows, summed per row with one bincount."""
     b, n = sorted_rows.shape
-    out = np.zeros(b)
     equal_next = sorted_rows[:, 1:] == sorted_rows[:, :-1]
-    tied = np.flatnonzero(equal_next.any(axis=1))
-    if tied.size == 0:
-        return out
-    rows = equal_next[tied]
-    idx = np.broadcast_to(np.arange(n), (*rows.shape[:1], n))
-    new_run = np.ones((tied.size, n), dtype=bool)
-    new_run[:, 1:] = ~rows
-    run_start = np.maximum.accumulate(np.where(new_run, idx, 0), axis=1)
-    end_run = np.ones((tied.size, n), dtype=bool)
-    end_run[:, :-1] = ~rows
-    run_end = np.minimum.accumulate(np.where(end_run, idx, n)[:, ::-1], axis=1)[:, ::-1]
-    size = (run_end - run_start + 1).astype(np.float64)
-    # Each element of a run of size t contributes t² − 1, so the run contributes t³ − t.
-    out[tied] = (size * size - 1.0).sum(axis=1)
-    return out
+    if not equal_next.any():
+        return np.zeros(b)
+    new_run = np.ones((b, n), dtype=bool)
+    new_run[:, 1:] = ~equal_next
+    starts = np.flatnonzero(new_run)
+    lengths = np.diff(np.append(starts, b * n)).astype(np.float64)
+    return np.asarray(
+        np.bincount(starts // n, weights=lengths**3 - lengths, minlength=b), dtype=np.float64
+    )
 
 
 def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
@@ -199,10 +193,18 @@ def _chunk(
     np.subtract(x[:, :, None], y[:, None, :], out=diffs.reshape(b, n, m))
     diffs.sort(axis=1)  # in place: the sorted differences give U, the interval and the estimate
 
+    # Every count the test needs in one binary search over the sorted rows: pairs below and
+    # not above 0 (for U) and ±band (for the band test). "< v" is "≤ the float just below v".
+    band: FloatArray = np.zeros(b)
+    if tolerance is not None:
+        half = pairs // 2
+        middle = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
+        band = tolerance * np.abs(middle)
+    points = np.stack([np.zeros(b), band, -band], axis=1)
+    counts = _count_le(diffs, np.concatenate([np.nextafter(points, -np.inf), points], axis=1))
+    less, not_above = counts[:, :3], counts[:, 3:]
     # U of the experiment: pairs with x_i > y_j, ties counted one half.
-    below = _count_before(diffs, 0.0, strict=True)
-    not_above = _count_before(diffs, 0.0, strict=False)
-    u = (pairs - not_above) + 0.5 * (not_above - below)
+    u = (pairs - not_above[:, 0]) + 0.5 * (not_above[:, 0] - less[:, 0])
 
     # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
     pooled = _tie_term(np.sort(np.concatenate([x, y], axis=1), axis=1))
@@ -222,13 +224,15 @@ def _chunk(
     half = pairs // 2
     estimate = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
 
-    band: FloatArray = np.full(b, np.nan)
     above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     if tolerance is not None:
-        band = tolerance * np.abs(estimate)
-        above = _w_at(diffs, x, y, band, sigma0) > zq
-        beneath = _w_at(diffs, x, y, -band, sigma0) < -zq
+        above = _w_at(x, y, band, less=less[:, 1], not_above=not_above[:, 1], sigma0=sigma0) > zq
+        beneath = (
+            _w_at(x, y, -band, less=less[:, 2], not_above=not_above[:, 2], sigma0=sigma0) < -zq
+        )
+    else:
+        band = np.full(b, np.nan)
     constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
     reasons = [
         "both sides constant: every pairwise difference is equal" if c else "" for c in constant
@@ -256,17 +260,17 @@ def _chunk(
 
 
 def _w_at(
-    diffs: FloatArray, x: FloatArray, y: FloatArray, shift: FloatArray, sigma0: FloatArray
-) -> FloatArray:
-    """R's W(d) at d = ``shift`` per row, exactly: U of (x − d, y) with ties counted ½, and σ
-    from the pooled ties of (x − d, y). Those include cross ties only when d is itself a
-    pairwise difference — the case that matters for zero-inflated data, where the band is 0 —
-    so σ is recomputed for those rows alone; elsewhere it is σ₀."""
+    x: FloatArray, y: FloatArray, shift: FloatArray,
+    *, less: FloatArray, not_above: FloatArray, sigma0: FloatArray,
+) -> FloatArray:  # fmt: skip
+    """R's W(d) at d = ``shift`` per row, exactly, from the counts of pairwise differences
+    below and not above d: U of (x − d, y) with ties counted ½, and σ from the pooled ties of
+    (x − d, y). Those include cross ties only when d is itself a pairwise difference — the
+    case that matters for zero-inflated data, where the band is 0 — so σ is recomputed for
+    those rows alone; elsewhere it is σ₀."""
     n = x.shape[1]
     m = y.shape[1]
     pairs = n * m
-    less = _count_before(diffs, shift, strict=True)
-    not_above = _count_before(diffs, shift, strict=False)
     u = (pairs - not_above) + 0.5 * (not_above - less)
     sigma = sigma0.copy()
     hit = not_above > less
@@ -279,20 +283,17 @@ def _w_at(
     return np.where(np.isfinite(w), w, 0.0)
 
 
-def _count_before(
-    sorted_rows: FloatArray, value: float | FloatArray, *, strict: bool
-) -> FloatArray:
-    """Per row, how many entries are < value (strict) or ≤ value: one binary search over all
-    rows at once (flat indexing); ``value`` is one number or one per row."""
+def _count_le(sorted_rows: FloatArray, values: FloatArray) -> FloatArray:
+    """Per row r and column c, how many entries of row r are ≤ values[r, c]: one binary search
+    over all rows and columns at once, by flat indexing."""
     b, n = sorted_rows.shape
     flat = sorted_rows.reshape(-1)
-    base = np.arange(b, dtype=np.intp) * n
-    lo = np.zeros(b, dtype=np.intp)  # invariant: the first lo entries pass the test
-    hi = np.full(b, n, dtype=np.intp)  # and entries from hi on fail it
+    base = (np.arange(b, dtype=np.intp) * n)[:, None]
+    lo = np.zeros(values.shape, dtype=np.intp)  # invariant: the first lo entries are ≤ value
+    hi = np.full(values.shape, n, dtype=np.intp)  # and entries from hi on are > value
     for _ in range(n.bit_length()):
         mid = (lo + hi) >> 1
-        probe = flat[base + np.minimum(mid, n - 1)]
-        passes = (probe < value) if strict else (probe <= value)
+        passes = flat[base + np.minimum(mid, n - 1)] <= values
         active = lo < hi
         lo = np.where(active & passes, mid + 1, lo)
         hi = np.where(active & ~passes, mid, hi)
