@@ -123,7 +123,7 @@ def mann_whitney_batch(
     *,
     confidence: float = 0.98,
     tolerance: float | None = None,
-    chunk: int = 128,
+    chunk: int = 256,
 ) -> list[MannWhitneyResult]:
     """Compare row i of ``experiment`` (B×n) with row i of ``control`` (B×m), vectorised.
 
