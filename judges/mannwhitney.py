@@ -37,6 +37,7 @@ Kayenta adds random noise).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +73,44 @@ class MannWhitneyResult:
     """The test rejects "shift ≥ −band" in favour of a smaller shift: W(−band) < −z."""
     reason: str = ""
     """Empty for a regular result; says why the answer is degenerate otherwise."""
+
+
+_CONSTANT = "both sides constant: every pairwise difference is equal"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MannWhitneyArrays:
+    """Many comparisons as columns (row i of each array is comparison i): what the batch
+    computes; :meth:`result` makes the per-comparison object when one is needed."""
+
+    u: FloatArray
+    z: FloatArray
+    p_value: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    estimate: FloatArray
+    band: FloatArray
+    above_band: npt.NDArray[np.bool_]
+    below_band: npt.NDArray[np.bool_]
+    constant: npt.NDArray[np.bool_]
+    confidence: float
+
+    def __len__(self) -> int:
+        return int(self.u.shape[0])
+
+    def result(self, i: int) -> MannWhitneyResult:
+        """Comparison ``i`` as a :class:`MannWhitneyResult`."""
+        return MannWhitneyResult(
+            u=float(self.u[i]), z=float(self.z[i]), p_value=float(self.p_value[i]),
+            lower=float(self.lower[i]), upper=float(self.upper[i]),
+            estimate=float(self.estimate[i]), confidence=self.confidence,
+            band=float(self.band[i]), above_band=bool(self.above_band[i]),
+            below_band=bool(self.below_band[i]), reason=_CONSTANT if self.constant[i] else "",
+        )  # fmt: skip
+
+    def results(self) -> list[MannWhitneyResult]:
+        """Every comparison as a :class:`MannWhitneyResult`."""
+        return [self.result(i) for i in range(len(self))]
 
 
 def z_quantile(confidence: float) -> float:
@@ -131,6 +170,15 @@ def mann_whitney_batch(
     ±tolerance·|estimate| (the band Kayenta classifies against). Rows are processed ``chunk``
     at a time so the B×n×m pairwise differences stay in cache.
     """
+    arrays = mann_whitney_arrays(
+        experiment, control, confidence=confidence, tolerance=tolerance, chunk=chunk
+    )
+    return arrays.results()
+
+
+def _validated(
+    experiment: FloatArray, control: FloatArray, confidence: float, tolerance: float | None
+) -> tuple[FloatArray, FloatArray]:
     x = np.asarray(experiment, dtype=np.float64)
     y = np.asarray(control, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
@@ -146,14 +194,37 @@ def mann_whitney_batch(
     if tolerance is not None and not (tolerance >= 0 and np.isfinite(tolerance)):
         msg = f"tolerance must be a finite number ≥ 0, got {tolerance!r}"
         raise ValueError(msg)
+    return x, y
+
+
+def mann_whitney_arrays(
+    experiment: FloatArray,
+    control: FloatArray,
+    *,
+    confidence: float = 0.98,
+    tolerance: float | None = None,
+    chunk: int = 256,
+) -> MannWhitneyArrays:
+    """:func:`mann_whitney_batch` as columns, for callers that vectorise what follows."""
+    x, y = _validated(experiment, control, confidence, tolerance)
     zq = z_quantile(confidence)
-    out: list[MannWhitneyResult] = []
+    b = x.shape[0]
     # One scratch buffer for the pairwise differences, reused by every chunk.
-    scratch = np.empty((min(chunk, x.shape[0]), x.shape[1] * y.shape[1]))
-    for start in range(0, x.shape[0], chunk):
-        xs, ys = x[start : start + chunk], y[start : start + chunk]
-        out.extend(_chunk(xs, ys, zq, confidence, scratch[: xs.shape[0]], tolerance=tolerance))
-    return out
+    scratch = np.empty((max(1, min(chunk, b)), x.shape[1] * y.shape[1]))
+    parts = [
+        _chunk(x[a : a + chunk], y[a : a + chunk], zq, scratch[: min(chunk, b - a)],
+               tolerance=tolerance)
+        for a in range(0, b, chunk)
+    ]  # fmt: skip
+    if parts:
+        columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    else:
+        columns = [np.empty(0)] * 7 + [np.empty(0, dtype=bool)] * 3
+    u, z, p, lower, upper, estimate, band, above, below, constant = columns
+    return MannWhitneyArrays(
+        u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=band,
+        above_band=above, below_band=below, constant=constant, confidence=confidence,
+    )  # fmt: skip
 
 
 def _tie_term(sorted_rows: FloatArray) -> FloatArray:
@@ -182,11 +253,10 @@ def _chunk(
     x: FloatArray,
     y: FloatArray,
     zq: float,
-    confidence: float,
     diffs: FloatArray,
     *,
     tolerance: float | None,
-) -> list[MannWhitneyResult]:
+) -> tuple[npt.NDArray[Any], ...]:
     b, n = x.shape
     m = y.shape[1]
     pairs = n * m
@@ -222,7 +292,8 @@ def _chunk(
     lower = _root(diffs, zq * sigma0)
     upper = _root(diffs, -zq * sigma0)
     half = pairs // 2
-    estimate = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
+    # A copy, not a view: the scratch buffer of the differences is reused by the next chunk.
+    estimate = diffs[:, half].copy() if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
 
     above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
@@ -233,30 +304,8 @@ def _chunk(
         )
     else:
         band = np.full(b, np.nan)
-    constant = ((xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])).tolist()
-    reasons = [
-        "both sides constant: every pairwise difference is equal" if c else "" for c in constant
-    ]
-    columns = zip(
-        u.tolist(), z.tolist(), p.tolist(), lower.tolist(), upper.tolist(), estimate.tolist(),
-        band.tolist(), above.tolist(), beneath.tolist(), reasons, strict=True,
-    )  # fmt: skip
-    return [
-        MannWhitneyResult(
-            u=ui,
-            z=zi,
-            p_value=pi,
-            lower=lo,
-            upper=hi,
-            estimate=est,
-            confidence=confidence,
-            band=bd,
-            above_band=ab,
-            below_band=be,
-            reason=why,
-        )
-        for ui, zi, pi, lo, hi, est, bd, ab, be, why in columns
-    ]
+    constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
+    return u, z, p, lower, upper, estimate, band, above, beneath, constant
 
 
 def _w_at(
