@@ -189,9 +189,9 @@ def _running(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) ->
             canary=canary, verdict=Verdict.NONE, reason=f"no data, holding: {ev.no_data_reason}"
         )
     if ev.score is None:
-        return Step(
-            canary=canary, verdict=Verdict.RUNNING, reason="judging; no kill-switch tripped"
-        )
+        if _may_end_early(canary, config, ev, now):
+            return _advance(canary, _proven_reason(ev), now, canary.last_score)
+        return Step(canary=canary, verdict=Verdict.RUNNING, reason=_running_reason(ev))
     scored = replace(
         canary, intervals_scored=max(canary.intervals_scored, interval_index(canary, config, now))
     )

@@ -347,6 +347,18 @@ class TestNextStep:
         assert rolled.decision is not None
         assert rolled.decision.action is Action.ROLLBACK
 
+    def test_proven_sequential_metrics_end_the_stage_between_intervals(
+        self, config: JudgeConfig
+    ) -> None:
+        """Early promotion is decided on every poll, not only when an interval is scored."""
+        state = canary(stages=(Stage(weight=10, duration_s=600, min_duration_s=60), *STAGES[1:]))
+        early = Evaluation(sequential=(seq(proven=True),))
+        assert next_step(state, config, early, T0 + 30).decision is None
+        step = next_step(state, config, early, T0 + 90)
+        assert step.decision is not None
+        assert step.decision.action is Action.STEP
+        assert "early" in step.decision.reason
+
     def test_step_moves_to_the_next_weight_and_resets_the_stage_timer(
         self, config: JudgeConfig
     ) -> None:
