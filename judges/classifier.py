@@ -25,14 +25,13 @@ added noise approximates. Values that are ±Inf make the metric ``Error`` with t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
-from judges.mannwhitney import MannWhitneyResult, mann_whitney_batch
+from judges.mannwhitney import MannWhitneyArrays, MannWhitneyResult, mann_whitney_arrays
 from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, FloatArray, Stats, describe, prepare
 
 __all__ = ["MannWhitneyOptions", "MetricJudgement", "classify", "classify_stacked"]
@@ -78,6 +77,43 @@ class MannWhitneyOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StatsArrays:
+    """Summary statistics of many samples as columns; :meth:`row` makes one :class:`Stats`."""
+
+    count: int
+    mean: FloatArray
+    std: FloatArray
+    min: FloatArray
+    max: FloatArray
+
+    @classmethod
+    def of(cls, rows: FloatArray) -> StatsArrays:
+        """The statistics of each row of a B×n array (sample std, n − 1, as Kayenta's)."""
+        n = rows.shape[1]
+        std = rows.std(axis=1, ddof=1) if n > 1 else np.zeros(rows.shape[0])
+        return cls(
+            count=n, mean=rows.mean(axis=1), std=std, min=rows.min(axis=1), max=rows.max(axis=1)
+        )
+
+    def row(self, i: int) -> Stats:
+        """Row ``i`` as :class:`Stats`."""
+        return Stats(
+            count=self.count, mean=float(self.mean[i]), std=float(self.std[i]),
+            min=float(self.min[i]), max=float(self.max[i]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """Where a judgement's test and statistics live: a batch's columns (objects made on
+    demand — the hot loop judges many metrics and reads few) or ready objects."""
+
+    tests: MannWhitneyArrays | None
+    experiment: StatsArrays | Stats
+    control: StatsArrays | Stats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class MetricJudgement:
     """The classification of one metric with the evidence behind it."""
 
@@ -91,18 +127,51 @@ class MetricJudgement:
     """The effect size the thresholds were applied to (NaN: not computed)."""
     ratio: float = float("nan")
     """mean(canary) / mean(baseline); NaN when undefined."""
-    test: MannWhitneyResult | None = None
-    experiment: Stats = field(default_factory=lambda: describe(np.empty(0)))
-    control: Stats = field(default_factory=lambda: describe(np.empty(0)))
     measure: EffectMeasure = EffectMeasure.MEAN_RATIO
+    evidence: _Evidence = field(
+        default_factory=lambda: _Evidence(None, describe(np.empty(0)), describe(np.empty(0)))
+    )
+    row: int = 0
+
+    @property
+    def test(self) -> MannWhitneyResult | None:
+        """The Mann-Whitney comparison (None when a special case decided without it)."""
+        tests = self.evidence.tests
+        return None if tests is None else tests.result(self.row)
+
+    @property
+    def experiment(self) -> Stats:
+        """Statistics of the canary's values after preprocessing."""
+        source = self.evidence.experiment
+        return source if isinstance(source, Stats) else source.row(self.row)
+
+    @property
+    def control(self) -> Stats:
+        """Statistics of the baseline's values after preprocessing."""
+        source = self.evidence.control
+        return source if isinstance(source, Stats) else source.row(self.row)
 
     @property
     def reason(self) -> str:
-        """Why the metric got its label, in words (formatted on demand: the hot loop judges
-        thousands of metrics and reads few reasons)."""
-        if self.note or self.test is None:
+        """Why the metric got its label, in words."""
+        test = self.test
+        if self.note or test is None:
             return self.note
-        return _reason(self.label, self.test, self.effect, self.measure, critical=self.critical)
+        return _reason(self.label, test, self.effect, self.measure, critical=self.critical)
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricJudgement(label={self.label!r}, reason={self.reason!r}, "
+            f"critical={self.critical!r}, muted={self.muted!r}, effect={self.effect!r}, "
+            f"ratio={self.ratio!r}, measure={self.measure!r}, test={self.test!r}, "
+            f"experiment={self.experiment!r}, control={self.control!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MetricJudgement) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
 
 
 def classify(
@@ -121,7 +190,7 @@ def classify(
     special = _special_case(x, y, opts)
     if special is not None:
         return special
-    return _decide_rows(x[None, :], y[None, :], opts, [describe(x)], [describe(y)])[0]
+    return _decide_rows(x[None, :], y[None, :], opts)[0]
 
 
 def classify_stacked(
@@ -144,8 +213,7 @@ def classify_stacked(
         out[i] = classify(x[i], y[i], opts)
     rows = np.flatnonzero(regular)
     if rows.size:
-        xs, ys = x[rows], y[rows]
-        decided = _decide_rows(xs, ys, opts, _describe_rows(xs), _describe_rows(ys))
+        decided = _decide_rows(x[rows], y[rows], opts)
         for i, judgement in zip(rows.tolist(), decided, strict=True):
             out[i] = judgement
     return [j for j in out if j is not None]
@@ -164,17 +232,6 @@ def _regular_rows(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> npt
     return np.asarray(finite & ~identical & (lo != hi), dtype=np.bool_)
 
 
-def _describe_rows(rows: FloatArray) -> list[Stats]:
-    n = rows.shape[1]
-    means = rows.mean(axis=1).tolist()
-    stds = (rows.std(axis=1, ddof=1) if n > 1 else np.zeros(rows.shape[0])).tolist()
-    mins, maxs = rows.min(axis=1).tolist(), rows.max(axis=1).tolist()
-    return [
-        Stats(count=n, mean=mean, std=std, min=lo, max=hi)
-        for mean, std, lo, hi in zip(means, stds, mins, maxs, strict=True)
-    ]
-
-
 def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> MetricJudgement | None:
     """Steps 1–3 of the decision (and ±Inf → Error); None when the test must run."""
     ex, ct = describe(x), describe(y)
@@ -184,7 +241,7 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     ) -> MetricJudgement:
         return MetricJudgement(
             label=label, note=why, critical=critical, muted=opts.muted, ratio=ratio,
-            experiment=ex, control=ct, measure=opts.effect_measure,
+            measure=opts.effect_measure, evidence=_Evidence(None, ex, ct),
         )  # fmt: skip
 
     if x.size == 0 or y.size == 0:
@@ -207,47 +264,45 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     return None
 
 
-def _decide_rows(
-    x: FloatArray, y: FloatArray, opts: MannWhitneyOptions,
-    ex_stats: Sequence[Stats], ct_stats: Sequence[Stats],
-) -> list[MetricJudgement]:  # fmt: skip
-    """Step 4–5 for rows that need the test, vectorised over rows."""
-    tests = mann_whitney_batch(x, y, confidence=opts.confidence, tolerance=opts.tolerance)
-    out = []
-    for i, test in enumerate(tests):
-        ex, ct = ex_stats[i], ct_stats[i]
-        ratio = _ratio(ex.mean, ct.mean)
-        if opts.effect_measure is EffectMeasure.CLES:
-            effect = test.u / (x.shape[1] * y.shape[1])
-        else:
-            effect = ratio  # NaN when a mean is 0: the gates then let the test decide
-        out.append(_label(test, effect, ratio, opts, ex=ex, ct=ct))
-    return out
-
-
-def _ratio(ex_mean: float, ct_mean: float) -> float:
-    if ex_mean == 0.0 or ct_mean == 0.0:
-        return float("nan")
-    return ex_mean / ct_mean
-
-
-def _label(
-    test: MannWhitneyResult, effect: float, ratio: float, opts: MannWhitneyOptions,
-    *, ex: Stats, ct: Stats,
-) -> MetricJudgement:  # fmt: skip
+def _decide_rows(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> list[MetricJudgement]:
+    """Steps 4–5 for rows that need the test, vectorised over rows."""
+    tests = mann_whitney_arrays(x, y, confidence=opts.confidence, tolerance=opts.tolerance)
+    ex, ct = StatsArrays.of(x), StatsArrays.of(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((ex.mean == 0) | (ct.mean == 0), np.nan, ex.mean / ct.mean)
+    if opts.effect_measure is EffectMeasure.CLES:
+        effect = tests.u / (x.shape[1] * y.shape[1])
+    else:
+        effect = ratio  # NaN when a mean is 0: the gates then let the test decide
     up = opts.direction in (Direction.INCREASE, Direction.EITHER)
     down = opts.direction in (Direction.DECREASE, Direction.EITHER)
-    label, critical = Label.PASS, False
-    if up and test.above_band and _at_least(effect, opts.threshold("allowed_increase")):
-        label = Label.HIGH
-        critical = opts.critical and _at_least(effect, opts.threshold("critical_increase"))
-    elif down and test.below_band and _at_most(effect, opts.threshold("allowed_decrease")):
-        label = Label.LOW
-        critical = opts.critical and _at_most(effect, opts.threshold("critical_decrease"))
-    return MetricJudgement(
-        label=label, critical=critical, muted=opts.muted, effect=effect, ratio=ratio,
-        test=test, experiment=ex, control=ct, measure=opts.effect_measure,
-    )  # fmt: skip
+    undefined = np.isnan(effect)
+    with np.errstate(invalid="ignore"):
+        high = up & tests.above_band & (undefined | (effect >= opts.threshold("allowed_increase")))
+        low = ~high & down & tests.below_band
+        low &= undefined | (effect <= opts.threshold("allowed_decrease"))
+        critical = opts.critical & (
+            (high & (undefined | (effect >= opts.threshold("critical_increase"))))
+            | (low & (undefined | (effect <= opts.threshold("critical_decrease"))))
+        )
+    labels = np.where(high, 1, np.where(low, 2, 0)).tolist()
+    names = (Label.PASS, Label.HIGH, Label.LOW)
+    evidence = _Evidence(tests, ex, ct)
+    return [
+        MetricJudgement(
+            label=names[code],
+            critical=crit,
+            muted=opts.muted,
+            effect=eff,
+            ratio=rat,
+            measure=opts.effect_measure,
+            evidence=evidence,
+            row=i,
+        )
+        for i, (code, crit, eff, rat) in enumerate(
+            zip(labels, critical.tolist(), effect.tolist(), ratio.tolist(), strict=True)
+        )
+    ]
 
 
 def _at_least(effect: float, threshold: float) -> bool:
