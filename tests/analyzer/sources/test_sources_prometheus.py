@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from analyzer.errors import InvalidInput, UnknownVariable
 from analyzer.model import MetricData, Side, Window
-from analyzer.sources.prometheus import PrometheusSource
-
 from analyzer.sources import FetchRequest, MetricQuery
+from analyzer.sources.prometheus import PrometheusSource
 
 T0 = 1_767_225_600.0
 STEP = 60.0

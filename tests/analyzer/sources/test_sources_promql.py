@@ -6,6 +6,9 @@ import math
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from analyzer.errors import InvalidInput, UnknownVariable
 from analyzer.sources.promql import (
     SUPPORTED_SHAPES,
@@ -19,8 +22,6 @@ from analyzer.sources.promql import (
     selector,
     unquote,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 _MATCHER_HEAD = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"')
 _SIMPLE = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}

@@ -12,11 +12,6 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from analyzer.clock import FakeClock
-from analyzer.errors import InvalidInput
-from analyzer.model import Side, Window
-from analyzer.sources.promql import SUPPORTED_SHAPES
-from analyzer.sources.scrape import ScrapeSource, bucket_quantile, check_supported
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,7 +21,12 @@ from prometheus_client import (
     generate_latest,
 )
 
+from analyzer.clock import FakeClock
+from analyzer.errors import InvalidInput
+from analyzer.model import Side, Window
 from analyzer.sources import FetchRequest, MetricQuery
+from analyzer.sources.promql import SUPPORTED_SHAPES
+from analyzer.sources.scrape import ScrapeSource, bucket_quantile, check_supported
 
 STEP = 60.0
 NAN = float("nan")

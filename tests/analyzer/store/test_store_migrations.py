@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from analyzer.errors import StoreError
 from analyzer.store.migrations import MIGRATIONS, apply_migrations, schema_version
 from analyzer.store.sqlite import SqliteStore

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from analyzer.errors import Conflict, NotFound, StoreError
 from analyzer.model import (
     Action,
@@ -25,10 +26,9 @@ from analyzer.model import (
     Tick,
     Verdict,
 )
+from analyzer.store import ConfigVersion
 from analyzer.store.codec import dump_json, load_json
 from analyzer.store.sqlite import SqliteStore
-
-from analyzer.store import ConfigVersion
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import structlog
+
 from analyzer.clock import FakeClock
 from analyzer.store.sqlite import SqliteStore
 

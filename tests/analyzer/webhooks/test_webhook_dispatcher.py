@@ -13,6 +13,7 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from analyzer.clock import FakeClock
 from analyzer.model import (
     Action,
@@ -25,7 +26,6 @@ from analyzer.model import (
     Stage,
 )
 from analyzer.store.sqlite import SqliteStore
-
 from analyzer.webhooks import WebhookDispatcher, make_delivery, sign, verify
 
 SECRET = "wh-secret-5f1e0c2a9b"

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 import pytest
+
 from analyzer.errors import InvalidInput
 from analyzer.model import (
     Action,
@@ -18,7 +19,6 @@ from analyzer.model import (
     Side,
     Stage,
 )
-
 from analyzer.webhooks import build_body, check_webhook_url, make_delivery, rfc3339, sign, verify
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
