@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from aiohttp import web
 
 from analyzer.catalog import Catalog
 from analyzer.clock import SystemClock
+from analyzer.demo import DEMO_CONFIG
 from analyzer.judgeconfig import parse_config
 from analyzer.model import Canary, Side, Stage
 from analyzer.store.sqlite import SqliteStore
@@ -417,3 +419,18 @@ def assert_consistent(snapshot: DbSnapshot) -> None:
         if row["phase"] in TERMINAL:
             assert decisions, cid
             assert decisions[-1]["phase_after"] == row["phase"], (cid, decisions[-1])
+
+
+def golden_signals(name: str, description: str, *, step_s: float = 2.0) -> dict[str, Any]:
+    """The demo's judge config at ``step_s`` steps with a 6 s interval, for end-to-end tests:
+    error ratio and p99 latency by Mann-Whitney, an error-ratio kill-switch."""
+    config = copy.deepcopy(DEMO_CONFIG)
+    config.update(
+        name=name, description=description, step=f"{step_s:g}s", analysis_interval="6s",
+        on_inconclusive="pause",
+    )  # fmt: skip
+    config["metrics"][1]["effect_size"] = {"allowed_increase": 1.2, "critical_increase": 1.5}
+    config["kill_switch"] = [
+        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"}
+    ]
+    return config

@@ -28,6 +28,7 @@ from procs import (
     Api,
     DbSnapshot,
     HookRecorder,
+    golden_signals,
     keep_log,
     kill9,
     log_events,
@@ -52,36 +53,11 @@ WARMUP_S = 10.0
 FIRST_STAGE_S = 12.0
 TICK_LATE_S = 1.5  # how late a tick may run on a loaded machine
 
-CONFIG: dict[str, Any] = {
-    "name": "crash-golden-signals",
-    "description": "Error ratio and p99 latency at 2 s steps, for the crash-safety tests.",
-    "step": f"{STEP_S:g}s",
-    "analysis_interval": "6s",
-    "score_thresholds": {"pass": 75, "marginal": 50},
-    "on_inconclusive": "pause",
-    "groups": {"errors": 60, "latency": 40},
-    "metrics": [
-        {
-            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True,
-            "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
-            "query": {
-                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-            },
-        },
-        {
-            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase",
-            "effect_size": {"allowed_increase": 1.2, "critical_increase": 1.5},
-            "query": "histogram_quantile(0.99, sum by (le) "
-            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
-        },
-    ],
-    "kill_switch": [
-        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"},
-    ],
-}  # fmt: skip
+CONFIG: dict[str, Any] = golden_signals(
+    "crash-golden-signals",
+    "Error ratio and p99 latency at 2 s steps, for the crash-safety tests.",
+    step_s=STEP_S,
+)
 WARM_CONFIG: dict[str, Any] = {**CONFIG, "name": "crash-warm-up", "warmup": f"{WARMUP_S:g}s"}
 
 FAST_STAGES = [{"weight": 25, "duration": "6s"}, {"weight": 100, "duration": "0s"}]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 import yaml
+from procs import golden_signals
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
     from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
@@ -32,36 +33,11 @@ DECISION_TIMEOUT_S = 60.0
 DATA_TIMEOUT_S = 30.0
 TERMINAL = {"promoted", "rolled_back", "aborted", "failed", "paused"}
 
-JUDGE_CONFIG: dict[str, Any] = {
-    "name": "e2e-golden-signals",
-    "description": "Error ratio and p99 latency at 2 s steps, for the end-to-end test.",
-    "step": "2s",
-    "analysis_interval": "6s",
-    "score_thresholds": {"pass": 75, "marginal": 50},
-    "on_inconclusive": "pause",
-    "groups": {"errors": 60, "latency": 40},
-    "metrics": [
-        {
-            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True,
-            "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
-            "query": {
-                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-            },
-        },
-        {
-            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase",
-            "effect_size": {"allowed_increase": 1.2, "critical_increase": 1.5},
-            "query": "histogram_quantile(0.99, sum by (le) "
-            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
-        },
-    ],
-    "kill_switch": [
-        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"},
-    ],
-}  # fmt: skip
+JUDGE_CONFIG: dict[str, Any] = golden_signals(
+    "e2e-golden-signals",
+    "Error ratio and p99 latency at 2 s steps, for the end-to-end test.",
+    step_s=2.0,
+)
 
 STAGES = [
     {"weight": 25, "duration": "6s"},
