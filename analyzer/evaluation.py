@@ -36,7 +36,8 @@ from judges import (
     threshold_counts,
     threshold_series,
 )
-from judges.sequential import SequentialResult, sequential_count, sequential_mean
+from judges.sequential import SequentialResult, sequential_count
+from judges.sequential_mean import sequential_mean
 
 __all__ = ["Evaluation", "MetricOutcome", "evaluate", "per_step_series"]
 

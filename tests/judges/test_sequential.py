@@ -33,7 +33,8 @@ from scipy import integrate, optimize, special, stats
 
 from judges import Direction
 from judges import sequential as seq
-from judges.sequential import e_bonferroni_threshold, sequential_count, sequential_mean
+from judges.sequential import e_bonferroni_threshold, sequential_count
+from judges.sequential_mean import sequential_mean
 
 FloatArray = npt.NDArray[np.float64]
 
