@@ -43,7 +43,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from judges import orderstats
+
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 __all__ = [
     "MannWhitneyResult",
@@ -162,13 +165,13 @@ def mann_whitney_batch(
     *,
     confidence: float = 0.98,
     tolerance: float | None = None,
-    chunk: int = 256,
+    chunk: int = 1024,
 ) -> list[MannWhitneyResult]:
     """Compare row i of ``experiment`` (B×n) with row i of ``control`` (B×m), vectorised.
 
     With a ``tolerance``, each result also says whether the test rejects a shift of at most
     ±tolerance·|estimate| (the band Kayenta classifies against). Rows are processed ``chunk``
-    at a time so the B×n×m pairwise differences stay in cache.
+    at a time, which bounds the working memory.
     """
     arrays = mann_whitney_arrays(
         experiment, control, confidence=confidence, tolerance=tolerance, chunk=chunk
@@ -203,19 +206,15 @@ def mann_whitney_arrays(
     *,
     confidence: float = 0.98,
     tolerance: float | None = None,
-    chunk: int = 256,
+    chunk: int = 1024,
 ) -> MannWhitneyArrays:
     """:func:`mann_whitney_batch` as columns, for callers that vectorise what follows."""
     x, y = _validated(experiment, control, confidence, tolerance)
     zq = z_quantile(confidence)
-    b = x.shape[0]
-    # One scratch buffer for the pairwise differences, reused by every chunk.
-    scratch = np.empty((max(1, min(chunk, b)), x.shape[1] * y.shape[1]))
     parts = [
-        _chunk(x[a : a + chunk], y[a : a + chunk], zq, scratch[: min(chunk, b - a)],
-               tolerance=tolerance)
-        for a in range(0, b, chunk)
-    ]  # fmt: skip
+        _chunk(x[a : a + chunk], y[a : a + chunk], zq, tolerance=tolerance)
+        for a in range(0, x.shape[0], chunk)
+    ]
     if parts:
         columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
     else:
@@ -227,20 +226,21 @@ def mann_whitney_arrays(
     )  # fmt: skip
 
 
-def _tie_term(sorted_rows: FloatArray) -> FloatArray:
-    """Σ(t³ − t) over the runs of equal values in each sorted row (the tie correction): run
-    lengths from the run starts of the flattened rows, summed per row with one bincount."""
+def _runs(sorted_rows: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per sorted row: Σ(t³ − t) over its runs of equal values (the tie correction) and the
+    longest run, from the run starts of the flattened rows."""
     b, n = sorted_rows.shape
     equal_next = sorted_rows[:, 1:] == sorted_rows[:, :-1]
     if not equal_next.any():
-        return np.zeros(b)
+        return np.zeros(b), np.ones(b)
     new_run = np.ones((b, n), dtype=bool)
     new_run[:, 1:] = ~equal_next
     starts = np.flatnonzero(new_run)
     lengths = np.diff(np.append(starts, b * n)).astype(np.float64)
-    return np.asarray(
-        np.bincount(starts // n, weights=lengths**3 - lengths, minlength=b), dtype=np.float64
-    )
+    row = starts // n
+    tie = np.bincount(row, weights=lengths**3 - lengths, minlength=b)
+    row_first = np.flatnonzero(np.diff(row, prepend=-1))
+    return np.asarray(tie, dtype=np.float64), np.maximum.reduceat(lengths, row_first)
 
 
 def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
@@ -249,35 +249,43 @@ def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
     return np.sqrt(np.clip(var, 0.0, None))
 
 
+def _step(pairs: int, k: IntArray) -> FloatArray:
+    """h(k): U − nm/2 with continuity correction on the step after the k-th difference."""
+    centre = pairs / 2.0 - k
+    return np.asarray(centre - 0.5 * np.sign(centre), dtype=np.float64)
+
+
+def _root_rank(pairs: int, c: FloatArray) -> IntArray:
+    """k* = min{k : h(k) ≤ c}, unclipped: the jump point where W(d) − z_q changes sign for
+    c = z_q·σ₀. On the step after the k-th smallest difference U − nm/2 = nm/2 − k, so
+    h(k) = nm/2 − k − ½·sign(nm/2 − k) is non-increasing in k; for c ≥ 0 the first k with
+    h(k) ≤ c is ⌈nm/2 − ½ − c⌉, for c < 0 it is ⌈nm/2 + ½ − c⌉. Below 1 means W ≤ z_q already
+    at the smallest difference (R's solver then stops at its lower end), above nm that it never
+    gets there (the upper end)."""
+    centre = pairs / 2.0
+    k = np.where(c >= 0, np.ceil(centre - 0.5 - c), np.ceil(centre + 0.5 - c))
+    return k.astype(np.int64)
+
+
 def _chunk(
     x: FloatArray,
     y: FloatArray,
     zq: float,
-    diffs: FloatArray,
     *,
     tolerance: float | None,
 ) -> tuple[npt.NDArray[Any], ...]:
     b, n = x.shape
     m = y.shape[1]
     pairs = n * m
-    np.subtract(x[:, :, None], y[:, None, :], out=diffs.reshape(b, n, m))
-    diffs.sort(axis=1)  # in place: the sorted differences give U, the interval and the estimate
-
-    # Every count the test needs in one binary search over the sorted rows: pairs below and
-    # not above 0 (for U) and ±band (for the band test). "< v" is "≤ the float just below v".
-    band: FloatArray = np.zeros(b)
-    if tolerance is not None:
-        half = pairs // 2
-        middle = diffs[:, half] if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
-        band = tolerance * np.abs(middle)
-    points = np.stack([np.zeros(b), band, -band], axis=1)
-    counts = _count_le(diffs, np.concatenate([np.nextafter(points, -np.inf), points], axis=1))
-    less, not_above = counts[:, :3], counts[:, 3:]
-    # U of the experiment: pairs with x_i > y_j, ties counted one half.
-    u = (pairs - not_above[:, 0]) + 0.5 * (not_above[:, 0] - less[:, 0])
+    xs = np.sort(x, axis=1)
+    ys = np.sort(y, axis=1)
+    prepared = orderstats.prepare_pairs(xs, ys)
+    u = orderstats.u_statistic(prepared)
 
     # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
-    pooled = _tie_term(np.sort(np.concatenate([x, y], axis=1), axis=1))
+    tie_x, run_x = _runs(xs)
+    tie_y, run_y = _runs(ys)
+    pooled, _ = _runs(np.sort(np.concatenate([xs, ys], axis=1), axis=1))
     sigma = _sigma(n, m, pooled)
     u_big = np.maximum(u, pairs - u)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -286,80 +294,131 @@ def _chunk(
     p = np.where(np.isnan(p), 1.0, p)
 
     # Interval: σ between the jump points counts ties within each sample only.
-    xs = np.sort(x, axis=1)
-    ys = np.sort(y, axis=1)
-    sigma0 = _sigma(n, m, _tie_term(xs) + _tie_term(ys))
-    lower = _root(diffs, zq * sigma0)
-    upper = _root(diffs, -zq * sigma0)
+    sigma0 = _sigma(n, m, tie_x + tie_y)
+    c = zq * sigma0
+    k_lower = _root_rank(pairs, c)
+    k_upper = _root_rank(pairs, -c)
     half = pairs // 2
-    # A copy, not a view: the scratch buffer of the differences is reused by the next chunk.
-    estimate = diffs[:, half].copy() if pairs % 2 else 0.5 * (diffs[:, half - 1] + diffs[:, half])
+    middle = np.array([half + 1, half + 1] if pairs % 2 else [half, half + 1], dtype=np.int64)
+    lower, middles, upper = orderstats.order_stats(
+        prepared,
+        [
+            np.clip(k_lower, 1, pairs)[:, None],
+            np.broadcast_to(middle, (b, 2)),
+            np.clip(k_upper, 1, pairs)[:, None],
+        ],
+    )
+    lower, upper = lower[:, 0], upper[:, 0]
+    estimate = 0.5 * (middles[:, 0] + middles[:, 1])
 
     above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     if tolerance is not None:
-        above = _w_at(x, y, band, less=less[:, 1], not_above=not_above[:, 1], sigma0=sigma0) > zq
-        beneath = (
-            _w_at(x, y, -band, less=less[:, 2], not_above=not_above[:, 2], sigma0=sigma0) < -zq
-        )
+        band = tolerance * np.abs(estimate)
+        above, beneath = _band_tests(
+            _Band(x=xs, y=ys, band=band, zq=zq, u=u, sigma=sigma, sigma0=sigma0,
+                  tie_within=tie_x + tie_y, longest=run_x + run_y),
+            lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
+        )  # fmt: skip
     else:
         band = np.full(b, np.nan)
     constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
     return u, z, p, lower, upper, estimate, band, above, beneath, constant
 
 
-def _w_at(
-    x: FloatArray, y: FloatArray, shift: FloatArray,
-    *, less: FloatArray, not_above: FloatArray, sigma0: FloatArray,
-) -> FloatArray:  # fmt: skip
-    """R's W(d) at d = ``shift`` per row, exactly, from the counts of pairwise differences
-    below and not above d: U of (x − d, y) with ties counted ½, and σ from the pooled ties of
-    (x − d, y). Those include cross ties only when d is itself a pairwise difference — the
-    case that matters for zero-inflated data, where the band is 0 — so σ is recomputed for
-    those rows alone; elsewhere it is σ₀."""
-    n = x.shape[1]
-    m = y.shape[1]
-    pairs = n * m
-    u = (pairs - not_above) + 0.5 * (not_above - less)
-    sigma = sigma0.copy()
-    hit = not_above > less
-    if hit.any():
-        pooled = np.sort(np.concatenate([x[hit] - shift[hit, None], y[hit]], axis=1), axis=1)
-        sigma[hit] = _sigma(n, m, _tie_term(pooled))
-    dz = u - pairs / 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = (dz - 0.5 * np.sign(dz)) / sigma
-    return np.where(np.isfinite(w), w, 0.0)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Band:
+    """What the band tests need of a chunk: the sorted samples, ±band, and the test's pieces."""
+
+    x: FloatArray
+    y: FloatArray
+    band: FloatArray
+    zq: float
+    u: FloatArray
+    sigma: FloatArray
+    """σ with the pooled ties at d = 0."""
+    sigma0: FloatArray
+    """σ with the ties within each sample (between the jump points)."""
+    tie_within: FloatArray
+    longest: FloatArray
+    """Longest run of equal values in x plus that in y."""
 
 
-def _count_le(sorted_rows: FloatArray, values: FloatArray) -> FloatArray:
-    """Per row r and column c, how many entries of row r are ≤ values[r, c]: one binary search
-    over all rows and columns at once, by flat indexing."""
-    b, n = sorted_rows.shape
-    flat = sorted_rows.reshape(-1)
-    base = (np.arange(b, dtype=np.intp) * n)[:, None]
-    lo = np.zeros(values.shape, dtype=np.intp)  # invariant: the first lo entries are ≤ value
-    hi = np.full(values.shape, n, dtype=np.intp)  # and entries from hi on are > value
-    for _ in range(n.bit_length()):
-        mid = (lo + hi) >> 1
-        passes = flat[base + np.minimum(mid, n - 1)] <= values
-        active = lo < hi
-        lo = np.where(active & passes, mid + 1, lo)
-        hi = np.where(active & ~passes, mid, hi)
-    return lo.astype(np.float64)
+def _band_tests(
+    bt: _Band, *, lower: FloatArray, upper: FloatArray, k_lower: IntArray, k_upper: IntArray
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """W(+band) > z ("above") and W(−band) < −z ("below") per row, R's W(d) exactly.
 
-
-def _root(diffs: FloatArray, c: FloatArray) -> FloatArray:
-    """The jump point where W(d) − z_q changes sign, given c = z_q·σ₀ per row.
-
-    On the step after the k-th smallest difference, U − nm/2 = nm/2 − k, so the step value is
-    h(k) = nm/2 − k − ½·sign(nm/2 − k), non-increasing in k. The root is D₍k*₎ with
-    k* = min{k : h(k) ≤ c}: for c ≥ 0 that is ⌈nm/2 − ½ − c⌉ and for c < 0 it is
-    ⌈nm/2 + ½ − c⌉. A k* of 0 means W ≤ z_q already at the smallest difference (the solver's
-    lower end); past nm the largest difference is the answer (its upper end).
+    Away from the jump points W(d) = h(#{D ≤ d})/σ₀, so W(+band) > z ⟺ fewer than k* = k_lower
+    differences lie at or below +band ⟺ lower > +band; likewise W(−band) < −z ⟺ upper < −band.
+    At a jump point d (t pairs with x_i − y_j = d exactly) U moves half-way and σ shrinks by the
+    ties the pairs create; W(d) then still lies on the side of its neighbouring steps — so the
+    comparison with the interval still decides — unless σ can shrink by more than t/(2 z) ... that
+    is, unless 6·z·nm/(12N(N−1))·(longest run in x + longest in y) > σ₀. Rows where the band IS
+    an interval end, where that bound fails, where k* fell outside 1..nm, or where h(k*) is
+    within rounding of z·σ₀ are evaluated exactly (:func:`_w_exact`); W(0) needs no pairs.
     """
-    pairs = diffs.shape[1]
-    centre = pairs / 2.0
-    k = np.where(c >= 0, np.ceil(centre - 0.5 - c), np.ceil(centre + 0.5 - c))
-    k = np.clip(k, 1, pairs).astype(np.intp)
-    return np.take_along_axis(diffs, (k - 1)[:, None], axis=1)[:, 0]
+    n, m = bt.x.shape[1], bt.y.shape[1]
+    pairs, total = n * m, n + m
+    c = bt.zq * bt.sigma0
+    calm = 6.0 * bt.zq * pairs / (12.0 * total * (total - 1)) * bt.longest <= bt.sigma0
+    margin = 1e-9 * np.maximum(1.0, c)
+
+    def clear(k: IntArray, level: FloatArray) -> npt.NDArray[np.bool_]:
+        inside = (k >= 1) & (k <= pairs)
+        return np.asarray(
+            inside
+            & (np.abs(_step(pairs, k) - level) > margin)
+            & (np.abs(_step(pairs, k - 1) - level) > margin),
+            dtype=np.bool_,
+        )
+
+    above = lower > bt.band
+    exact_above = ~clear(k_lower, c) | (lower == bt.band) | ((lower < bt.band) & ~calm)
+    beneath = upper < -bt.band
+    exact_below = ~clear(k_upper, -c) | (upper == -bt.band) | ((upper > -bt.band) & ~calm)
+    for flags, exact, sign in ((above, exact_above, 1.0), (beneath, exact_below, -1.0)):
+        rows = np.flatnonzero(exact)
+        if not rows.size:
+            continue
+        w = _w_exact(bt, rows, sign * bt.band[rows])
+        flags[rows] = w > bt.zq if sign > 0 else w < -bt.zq
+    return above, beneath
+
+
+def _w_exact(bt: _Band, rows: npt.NDArray[np.intp], shift: FloatArray) -> FloatArray:
+    """R's W(d) at d = ``shift`` for the given rows, with exact comparisons x_i − y_j vs d:
+    U of (x − d, y) with ties counted ½, σ from the pooled ties of (x − d, y)."""
+    n, m = bt.x.shape[1], bt.y.shape[1]
+    pairs = n * m
+    zero = shift == 0
+    w = np.empty(rows.size)
+    # At d = 0 the pooled sample is the test's own: U and σ are known.
+    dz0 = bt.u[rows[zero]] - pairs / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w[zero] = (dz0 - 0.5 * np.sign(dz0)) / bt.sigma[rows[zero]]
+    rest = np.flatnonzero(~zero)
+    if rest.size:
+        at = rows[rest]
+        d = shift[rest][:, None, None]
+        x, y = bt.x[at][:, :, None], bt.y[at][:, None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            diff = x - y
+            back = diff - x
+            err = (x - (diff - back)) + (-y - back)
+        on = diff == d
+        less = (diff < d) | (on & (err < 0))
+        equal = on & (err == 0)
+        le = (less | equal).sum(axis=(1, 2))
+        lt = less.sum(axis=(1, 2))
+        # Pairs tied at d merge a run of p equal x with one of q equal y: Σ(t³ − t) grows by
+        # 3pq(p + q); per x_i that is 3·q_i·(p_i + q_i), q_i its tied y, p_i its run in x.
+        tied = equal.sum(axis=2)
+        run = (x[:, :, 0][:, :, None] == x[:, :, 0][:, None, :]).sum(axis=2)
+        grown = (3.0 * tied * (run + tied)).sum(axis=1)
+        sigma = _sigma(n, m, bt.tie_within[at] + grown)
+        u = (pairs - le) + 0.5 * (le - lt)
+        dz = u - pairs / 2.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w[rest] = (dz - 0.5 * np.sign(dz)) / sigma
+    return np.where(np.isfinite(w), w, 0.0)
