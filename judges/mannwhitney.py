@@ -165,7 +165,7 @@ def mann_whitney_batch(
     *,
     confidence: float = 0.98,
     tolerance: float | None = None,
-    chunk: int = 1024,
+    chunk: int = 256,
 ) -> list[MannWhitneyResult]:
     """Compare row i of ``experiment`` (B×n) with row i of ``control`` (B×m), vectorised.
 
@@ -206,41 +206,58 @@ def mann_whitney_arrays(
     *,
     confidence: float = 0.98,
     tolerance: float | None = None,
-    chunk: int = 1024,
+    chunk: int = 256,
 ) -> MannWhitneyArrays:
     """:func:`mann_whitney_batch` as columns, for callers that vectorise what follows."""
     x, y = _validated(experiment, control, confidence, tolerance)
+    b, n = x.shape
+    m = y.shape[1]
+    pairs = n * m
     zq = z_quantile(confidence)
-    parts = [
-        _chunk(x[a : a + chunk], y[a : a + chunk], zq, tolerance=tolerance)
-        for a in range(0, x.shape[0], chunk)
-    ]
-    if parts:
-        columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    xs = np.sort(x, axis=1)
+    ys = np.sort(y, axis=1)
+    tie_x, run_x, _ = orderstats.runs(xs)
+    tie_y, run_y, y_before = orderstats.runs(ys)
+    # Interval: σ between the jump points counts ties within each sample only.
+    sigma0 = _sigma(n, m, tie_x + tie_y)
+    c = zq * sigma0
+    k_lower = _root_rank(pairs, c)
+    k_upper = _root_rank(pairs, -c)
+    half = pairs // 2
+    middle = np.array([half + 1, half + 1] if pairs % 2 else [half, half + 1], dtype=np.int64)
+    u, pooled, (lower, middles, upper) = orderstats.pair_statistics(
+        xs, ys, y_before,
+        [np.clip(k_lower, 1, pairs)[:, None], np.broadcast_to(middle, (b, 2)),
+         np.clip(k_upper, 1, pairs)[:, None]],
+        chunk=chunk,
+    )  # fmt: skip
+    lower, upper = lower[:, 0], upper[:, 0]
+    estimate = 0.5 * (middles[:, 0] + middles[:, 1])
+
+    # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
+    sigma = _sigma(n, m, pooled)
+    u_big = np.maximum(u, pairs - u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (u_big - pairs / 2.0 - 0.5) / sigma
+        p = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
+    p = np.where(np.isnan(p), 1.0, p)
+
+    above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
+    below: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
+    if tolerance is not None:
+        band = tolerance * np.abs(estimate)
+        above, below = _band_tests(
+            _Band(x=xs, y=ys, band=band, zq=zq, u=u, sigma=sigma, sigma0=sigma0,
+                  tie_within=tie_x + tie_y, longest=(run_x + run_y).astype(np.float64)),
+            lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
+        )  # fmt: skip
     else:
-        columns = [np.empty(0)] * 7 + [np.empty(0, dtype=bool)] * 3
-    u, z, p, lower, upper, estimate, band, above, below, constant = columns
+        band = np.full(b, np.nan)
+    constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
     return MannWhitneyArrays(
         u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=band,
         above_band=above, below_band=below, constant=constant, confidence=confidence,
     )  # fmt: skip
-
-
-def _runs(sorted_rows: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Per sorted row: Σ(t³ − t) over its runs of equal values (the tie correction) and the
-    longest run, from the run starts of the flattened rows."""
-    b, n = sorted_rows.shape
-    equal_next = sorted_rows[:, 1:] == sorted_rows[:, :-1]
-    if not equal_next.any():
-        return np.zeros(b), np.ones(b)
-    new_run = np.ones((b, n), dtype=bool)
-    new_run[:, 1:] = ~equal_next
-    starts = np.flatnonzero(new_run)
-    lengths = np.diff(np.append(starts, b * n)).astype(np.float64)
-    row = starts // n
-    tie = np.bincount(row, weights=lengths**3 - lengths, minlength=b)
-    row_first = np.flatnonzero(np.diff(row, prepend=-1))
-    return np.asarray(tie, dtype=np.float64), np.maximum.reduceat(lengths, row_first)
 
 
 def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
@@ -265,65 +282,6 @@ def _root_rank(pairs: int, c: FloatArray) -> IntArray:
     centre = pairs / 2.0
     k = np.where(c >= 0, np.ceil(centre - 0.5 - c), np.ceil(centre + 0.5 - c))
     return k.astype(np.int64)
-
-
-def _chunk(
-    x: FloatArray,
-    y: FloatArray,
-    zq: float,
-    *,
-    tolerance: float | None,
-) -> tuple[npt.NDArray[Any], ...]:
-    b, n = x.shape
-    m = y.shape[1]
-    pairs = n * m
-    xs = np.sort(x, axis=1)
-    ys = np.sort(y, axis=1)
-    prepared = orderstats.prepare_pairs(xs, ys)
-    u = orderstats.u_statistic(prepared)
-
-    # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
-    tie_x, run_x = _runs(xs)
-    tie_y, run_y = _runs(ys)
-    pooled, _ = _runs(np.sort(np.concatenate([xs, ys], axis=1), axis=1))
-    sigma = _sigma(n, m, pooled)
-    u_big = np.maximum(u, pairs - u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (u_big - pairs / 2.0 - 0.5) / sigma
-        p = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
-    p = np.where(np.isnan(p), 1.0, p)
-
-    # Interval: σ between the jump points counts ties within each sample only.
-    sigma0 = _sigma(n, m, tie_x + tie_y)
-    c = zq * sigma0
-    k_lower = _root_rank(pairs, c)
-    k_upper = _root_rank(pairs, -c)
-    half = pairs // 2
-    middle = np.array([half + 1, half + 1] if pairs % 2 else [half, half + 1], dtype=np.int64)
-    lower, middles, upper = orderstats.order_stats(
-        prepared,
-        [
-            np.clip(k_lower, 1, pairs)[:, None],
-            np.broadcast_to(middle, (b, 2)),
-            np.clip(k_upper, 1, pairs)[:, None],
-        ],
-    )
-    lower, upper = lower[:, 0], upper[:, 0]
-    estimate = 0.5 * (middles[:, 0] + middles[:, 1])
-
-    above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
-    beneath: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
-    if tolerance is not None:
-        band = tolerance * np.abs(estimate)
-        above, beneath = _band_tests(
-            _Band(x=xs, y=ys, band=band, zq=zq, u=u, sigma=sigma, sigma0=sigma0,
-                  tie_within=tie_x + tie_y, longest=run_x + run_y),
-            lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
-        )  # fmt: skip
-    else:
-        band = np.full(b, np.nan)
-    constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
-    return u, z, p, lower, upper, estimate, band, above, beneath, constant
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,14 +41,17 @@ __all__ = [
     "SortedPairs",
     "below",
     "full_order_stats",
-    "order_stats",
+    "pair_statistics",
     "prepare_pairs",
     "shifted_keys",
-    "u_statistic",
+    "pooled_statistics",
+    "runs",
 ]
 
 GRID_LIMIT = 256
 """Largest grid of differences per row (sorts of up to 256 keys are the fast ones)."""
+WINDOW = 4
+"""Differences per x_i examined next to a single probe (n·WINDOW ≤ 256 keeps the sort fast)."""
 _PROBES = 12
 """Exact counts tried per row and group before a row takes the full sort."""
 CANDIDATE_LIMIT = 256
@@ -75,12 +78,16 @@ class SortedPairs:
     exponent: IntArray
     scaled: BoolArray
     ykeys: IntArray
+    """Merge keys of the scaled y (label bit 1)."""
+    ypad: FloatArray
+    """ys with WINDOW + 1 entries of −∞ before and +∞ after, for the window gathers."""
 
     def take(self, rows: npt.NDArray[np.intp]) -> SortedPairs:
         """The given rows only."""
         return SortedPairs(
             xs=self.xs[rows], ys=self.ys[rows], xsc=self.xsc[rows], ysc=self.ysc[rows],
             exponent=self.exponent[rows], scaled=self.scaled[rows], ykeys=self.ykeys[rows],
+            ypad=self.ypad[rows],
         )  # fmt: skip
 
 
@@ -89,28 +96,31 @@ def prepare_pairs(xs: FloatArray, ys: FloatArray) -> SortedPairs:
     # +0.0 turns −0.0 into +0.0, whose key must equal 0.0's.
     xs = xs + 0.0
     ys = ys + 0.0
-    big = np.maximum(np.abs(xs).max(axis=1), np.abs(ys).max(axis=1))
+    big = np.maximum(np.maximum(-xs[:, 0], xs[:, -1]), np.maximum(-ys[:, 0], ys[:, -1]))
     # |x|, |y| < 2^e / 2 keeps x − (x' − y') below 2 after scaling by 2^−(e + 1).
     _, top = np.frexp(big)
     exponent = (top + 1).astype(np.int64)
     # Every difference of these values is a multiple of 2^(E − 52), E the exponent of the
     # smallest non-zero magnitude; it stays a normal number after scaling while E − 52 − e is
-    # at least −1022.
-    tiny = np.minimum(_smallest_nonzero(xs), _smallest_nonzero(ys))
-    _, low = np.frexp(tiny)
-    scaled = np.isfinite(big) & ((tiny == np.inf) | (low - 1 - 52 - exponent >= -1022))
+    # at least −1022. One check for the whole batch; per row only when it fails.
+    scaled = np.ones(xs.shape[0], dtype=bool)
+    if _low_exponent(np.concatenate([xs, ys], axis=1)).min() - 53 - exponent.max() < -1022:
+        scaled = _low_exponent(np.concatenate([xs, ys], axis=1), axis=1) - 53 - exponent >= -1022
     factor = np.ldexp(1.0, -np.where(scaled, exponent, 0))[:, None]
     xsc = xs * factor
     ysc = ys * factor
+    rim = np.full((xs.shape[0], WINDOW + 1), np.inf)
     return SortedPairs(
         xs=xs, ys=ys, xsc=xsc, ysc=ysc, exponent=exponent, scaled=scaled,
-        ykeys=_keys(ysc) + 1,
+        ykeys=_keys(ysc) + 1, ypad=np.concatenate([-rim, ys, rim], axis=1),
     )  # fmt: skip
 
 
-def _smallest_nonzero(rows: FloatArray) -> FloatArray:
-    magnitude = np.abs(rows)
-    return np.asarray(np.where(magnitude > 0, magnitude, np.inf).min(axis=1), dtype=np.float64)
+def _low_exponent(values: FloatArray, axis: int | None = None) -> IntArray:
+    """frexp exponent of the smallest non-zero magnitude (of all, or per row); large if none."""
+    magnitude = np.abs(values)
+    tiny = np.where(magnitude > 0, magnitude, 1.0).min(axis=axis)
+    return np.asarray(np.frexp(tiny)[1], dtype=np.int64)
 
 
 def _ordinal(values: FloatArray) -> IntArray:
@@ -153,19 +163,45 @@ def below(ykeys: IntArray, qkeys: IntArray) -> IntArray:
     )
 
 
-def u_statistic(pairs: SortedPairs) -> FloatArray:
-    """U of the experiment, #{x_i > y_j} + ½·#{x_i = y_j}, per row: two merges (y < x and
-    y < the double after x); rows that are not scaled compare all pairs."""
-    with np.errstate(all="ignore"):
-        ordinal = _ordinal(pairs.xsc)
-        less = below(pairs.ykeys, ordinal * 2).sum(axis=1)
-        not_above = below(pairs.ykeys, (ordinal + 1) * 2).sum(axis=1)
-    u = np.asarray(less + 0.5 * (not_above - less), dtype=np.float64)
+def runs(sorted_rows: FloatArray | IntArray) -> tuple[FloatArray, IntArray, IntArray]:
+    """Per sorted row: Σ(t³ − t) over its runs of t equal values (the tie correction), the
+    longest run, and for each entry how many equal ones precede it (r). Uses
+    Σ_{r<t} (3r² + 3r) = t³ − t, so no run needs to be found."""
+    b, n = sorted_rows.shape
+    index = np.arange(n)
+    new_run = np.empty((b, n), dtype=bool)
+    new_run[:, 0] = True
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
+    before = index - np.maximum.accumulate(np.where(new_run, index, 0), axis=1)
+    tie = (3 * before * (before + 1)).sum(axis=1)
+    return tie.astype(np.float64), before.max(axis=1) + 1, before
+
+
+def pooled_statistics(
+    pairs: SortedPairs, y_before: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """U of the experiment (#{x_i > y_j} + ½·#{x_i = y_j}) and the tie term of the pooled
+    sample, per row, from one sort of the pooled merge keys (x labelled 0, y 1, so x sorts
+    first among equals); ``y_before`` is :func:`runs`' r of ys. Rows that are not scaled
+    compare all pairs and sort the pooled values."""
+    b, n = pairs.xs.shape
+    merged = np.concatenate([_keys(pairs.xsc), pairs.ykeys], axis=1)
+    merged.sort(axis=1)
+    label = merged & 1
+    index = np.arange(merged.shape[1])
+    # Σ over x of #{y < x} is Σ of the x positions minus the x before each.
+    less = ((1 - label) * index).sum(axis=1) - n * (n - 1) // 2
+    tie, _, before = runs(merged >> 1)
+    # An equal y follows every x of its value: Σ_y (equals before it) − Σ_y (equal y before
+    # it) = #{x_i = y_j}.
+    equal = (label * before).sum(axis=1) - y_before.sum(axis=1)
+    u = np.asarray(less + 0.5 * equal, dtype=np.float64)
     if not pairs.scaled.all():
         rows = np.flatnonzero(~pairs.scaled)
         x, y = pairs.xs[rows, :, None], pairs.ys[rows, None, :]
         u[rows] = (x > y).sum(axis=(1, 2)) + 0.5 * (x == y).sum(axis=(1, 2))
-    return u
+        tie[rows] = runs(np.sort(np.concatenate([pairs.xs[rows], pairs.ys[rows]], axis=1)))[0]
+    return u, tie
 
 
 def full_order_stats(xs: FloatArray, ys: FloatArray, ranks: IntArray) -> FloatArray:
@@ -178,33 +214,67 @@ def full_order_stats(xs: FloatArray, ys: FloatArray, ranks: IntArray) -> FloatAr
     return np.asarray(np.take_along_axis(diffs, ranks - 1, axis=1), dtype=np.float64)
 
 
-def order_stats(pairs: SortedPairs, groups: list[IntArray]) -> list[FloatArray]:
-    """D₍k₎ of each row for each group of 1-based ranks (each B×R; one pair of bounds per
-    group, so keep a group's ranks close together). Equals :func:`full_order_stats`."""
-    xs, ys = pairs.xs, pairs.ys
-    n, m = xs.shape[1], ys.shape[1]
-    if n * m < _MIN_PAIRS:
-        return [full_order_stats(xs, ys, ranks) for ranks in groups]
+def pair_statistics(
+    xs: FloatArray, ys: FloatArray, y_before: IntArray, groups: list[IntArray], *, chunk: int
+) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
+    """For sorted B×n and B×m samples: U of the experiment, the pooled tie term and D₍k₎ for
+    each group of 1-based ranks (each B×R, ranks of a group adjacent), equal to
+    :func:`full_order_stats`. Rows go ``chunk`` at a time (the working set stays in cache);
+    those the single probe cannot settle are finished together at the end."""
+    b, n = xs.shape
+    m = ys.shape[1]
+    u = np.empty(b)
+    tie = np.empty(b)
     results = [np.empty(ranks.shape) for ranks in groups]
-    fast = pairs if pairs.scaled.all() else pairs.take(np.flatnonzero(pairs.scaled))
-    fast_rows = np.flatnonzero(pairs.scaled)
-    slow = ~pairs.scaled
-    if fast_rows.size:
-        grid = _grid(fast.xsc, fast.ysc)
-        for ranks, out in zip(groups, results, strict=True):
-            found, ok = _bracketed(fast, grid, ranks[fast_rows])
-            out[fast_rows[ok]] = found[ok]
-            slow[fast_rows[~ok]] = True
-    if slow.any():
-        rows = np.flatnonzero(slow)
-        merged = full_order_stats(
-            xs[rows], ys[rows], np.concatenate([ranks[rows] for ranks in groups], axis=1)
-        )
+    unsettled = np.zeros((len(groups), b), dtype=bool)
+    small = n * m < _MIN_PAIRS
+    for first in range(0, b, chunk):
+        rows = slice(first, first + chunk)
+        pairs = prepare_pairs(xs[rows], ys[rows])
+        u[rows], tie[rows] = pooled_statistics(pairs, y_before[rows])
+        if small:
+            continue
+        fast = np.flatnonzero(pairs.scaled)
+        unsettled[:, rows][:, ~pairs.scaled] = True
+        part = pairs if fast.size == pairs.scaled.size else pairs.take(fast)
+        grid = _grid(part.xsc, part.ysc)
+        for g, (ranks, out) in enumerate(zip(groups, results, strict=True)):
+            found, ok = _windowed(part, grid, ranks[rows][fast])
+            out[rows][fast[ok]] = found[ok]
+            unsettled[g, rows][fast[~ok]] = True
+    if small:
+        return u, tie, [full_order_stats(xs, ys, ranks) for ranks in groups]
+    if unsettled.any():
+        _settle(xs, ys, groups, results, unsettled)
+    return u, tie, results
+
+
+def _settle(
+    xs: FloatArray, ys: FloatArray, groups: list[IntArray], results: list[FloatArray],
+    unsettled: BoolArray,
+) -> None:  # fmt: skip
+    """Finish the rows the single probe left open: bracketing by probes, then a full sort."""
+    rows = np.flatnonzero(unsettled.any(axis=0))
+    pairs = prepare_pairs(xs[rows], ys[rows])
+    full = ~pairs.scaled
+    fast = np.flatnonzero(pairs.scaled)
+    if fast.size:
+        part = pairs.take(fast)
+        grid = _grid(part.xsc, part.ysc)
+        for g, (ranks, out) in enumerate(zip(groups, results, strict=True)):
+            need = np.flatnonzero(unsettled[g, rows[fast]])
+            if not need.size:
+                continue
+            found, ok = _bracketed(part.take(need), grid[need], ranks[rows[fast[need]]])
+            out[rows[fast[need[ok]]]] = found[ok]
+            full[fast[need[~ok]]] = True
+    if full.any():
+        at = rows[full]
+        merged = full_order_stats(xs[at], ys[at], np.concatenate([r[at] for r in groups], axis=1))
         first = 0
         for ranks, out in zip(groups, results, strict=True):
-            out[rows] = merged[:, first : first + ranks.shape[1]]
+            out[at] = merged[:, first : first + ranks.shape[1]]
             first += ranks.shape[1]
-    return results
 
 
 def _grid(xsc: FloatArray, ysc: FloatArray) -> FloatArray:
@@ -233,6 +303,53 @@ def _probe(
     value = np.take_along_axis(g, at[:, None], axis=1)[:, 0]
     lt = below(ykeys, shifted_keys(xsc, value, strict=strict))
     return xsc.shape[1] * ykeys.shape[1] - lt.sum(axis=1), lt
+
+
+def _windowed(
+    pairs: SortedPairs, grid: FloatArray, ranks: IntArray
+) -> tuple[FloatArray, BoolArray]:
+    """One group of ranks from a single probe: the grid value v at the target's share of the
+    grid, its exact count C, and for each x_i the WINDOW differences nearest v on the target's
+    side (at or below v when C reaches the group, above it otherwise). The target is the
+    (C − k + 1)-th largest of those below, or the (k − C)-th smallest of those above, provided
+    no x_i has more of them in play than its window holds — checked against each x_i's next
+    difference. When C falls between a group's two ranks, the upper one is the smallest
+    difference above v. ``ok`` is False where the window cannot decide."""
+    xs = pairs.xs
+    b, n = xs.shape
+    m = pairs.ys.shape[1]
+    size = grid.shape[1]
+    k_lo = ranks.min(axis=1)
+    at = np.clip(np.rint(k_lo * size / (n * m) - 0.5), 0, size - 1).astype(np.int64)
+    count, lt = _probe(pairs, grid, at, np.arange(b))
+    above = count >= k_lo  # v is at or above the group: look below it
+    # Below v, x_i's differences descend from j = lt_i; above it they ascend from j = lt_i − 1.
+    # Laid out B × (WINDOW + 1) × n: the long axis last keeps numpy's inner loops long. Past
+    # either end of y the padding gives ∓∞, which the selection never reaches.
+    width = m + 2 * (WINDOW + 1)
+    origin = (np.arange(b) * width + WINDOW + 1)[:, None]
+    start = np.where(above[:, None], lt, lt - 1) + origin
+    offset = np.where(above[:, None], 1, -1) * np.arange(WINDOW + 1)
+    values = xs[:, None, :] - pairs.ypad.ravel()[start[:, None, :] + offset[:, :, None]]
+    window = values[:, :WINDOW, :].reshape(b, -1)
+    nxt = values[:, WINDOW, :]
+    window.sort(axis=1)
+    # The r-th largest sits at size − r, the r-th smallest at r − 1.
+    depth = np.where(above[:, None], count[:, None] - ranks + 1, ranks - count[:, None])
+    index = np.where(above[:, None], window.shape[1] - depth, depth - 1)
+    picked = np.take_along_axis(window, np.clip(index, 0, window.shape[1] - 1), axis=1)
+    # A rank just past C (the group straddles v) is the smallest difference above v.
+    past = depth == 0
+    if past.any():
+        rows = np.flatnonzero(past.any(axis=1))
+        first_above = xs[rows] - pairs.ypad.ravel()[lt[rows] - 1 + origin[rows]]
+        picked[rows] = np.where(past[rows], first_above.min(axis=1)[:, None], picked[rows])
+    ok = (depth.min(axis=1) >= 0) & (depth.max(axis=1) <= window.shape[1])
+    # The deepest rank's value bounds what any x_i's next difference may reach.
+    counted = np.where(past, np.nan, picked)
+    deepest = np.where(above, np.nanmin(counted, axis=1), np.nanmax(counted, axis=1))
+    reach = np.where(above, (nxt <= deepest[:, None]).all(axis=1), (nxt >= deepest[:, None]).all(axis=1))
+    return np.asarray(picked, dtype=np.float64), ok & reach
 
 
 def _bracketed(
