@@ -52,6 +52,8 @@ GRID_LIMIT = 256
 """Largest grid of differences per row (sorts of up to 256 keys are the fast ones)."""
 WINDOW = 4
 """Differences per x_i examined next to a single probe (n·WINDOW ≤ 256 keeps the sort fast)."""
+_SHORT_RUN = 6
+"""Longest run of equal values :func:`runs` finds by comparisons before it scans instead."""
 _PROBES = 12
 """Exact counts tried per row and group before a row takes the full sort."""
 CANDIDATE_LIMIT = 256
@@ -99,13 +101,15 @@ def prepare_pairs(xs: FloatArray, ys: FloatArray) -> SortedPairs:
     big = np.maximum(np.maximum(-xs[:, 0], xs[:, -1]), np.maximum(-ys[:, 0], ys[:, -1]))
     # |x|, |y| < 2^e / 2 keeps x − (x' − y') below 2 after scaling by 2^−(e + 1).
     _, top = np.frexp(big)
-    exponent = (top + 1).astype(np.int64)
+    # Only ever scaled down: smaller samples already fit, and unscaled values are exact.
+    exponent = np.maximum(top + 1, 0).astype(np.int64)
     # Every difference of these values is a multiple of 2^(E − 52), E the exponent of the
     # smallest non-zero magnitude; it stays a normal number after scaling while E − 52 − e is
     # at least −1022. One check for the whole batch; per row only when it fails.
     scaled = np.ones(xs.shape[0], dtype=bool)
     if _low_exponent(np.concatenate([xs, ys], axis=1)).min() - 53 - exponent.max() < -1022:
-        scaled = _low_exponent(np.concatenate([xs, ys], axis=1), axis=1) - 53 - exponent >= -1022
+        low = _low_exponent(np.concatenate([xs, ys], axis=1), axis=1)
+        scaled = (exponent == 0) | (low - 53 - exponent >= -1022)
     factor = np.ldexp(1.0, -np.where(scaled, exponent, 0))[:, None]
     xsc = xs * factor
     ysc = ys * factor
@@ -165,14 +169,22 @@ def below(ykeys: IntArray, qkeys: IntArray) -> IntArray:
 
 def runs(sorted_rows: FloatArray | IntArray) -> tuple[FloatArray, IntArray, IntArray]:
     """Per sorted row: Σ(t³ − t) over its runs of t equal values (the tie correction), the
-    longest run, and for each entry how many equal ones precede it (r). Uses
-    Σ_{r<t} (3r² + 3r) = t³ − t, so no run needs to be found."""
+    longest run, and for each entry how many equal ones precede it (r), using
+    Σ_{r<t} (3r² + 3r) = t³ − t. r grows by one for each distance d at which an entry equals
+    the one d places back; short runs (the usual) take a few comparisons, long ones a scan."""
     b, n = sorted_rows.shape
-    index = np.arange(n)
-    new_run = np.empty((b, n), dtype=bool)
-    new_run[:, 0] = True
-    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
-    before = index - np.maximum.accumulate(np.where(new_run, index, 0), axis=1)
+    before = np.zeros((b, n), dtype=np.int64)
+    for d in range(1, n):
+        same = sorted_rows[:, d:] == sorted_rows[:, :-d]
+        if not same.any():
+            break
+        if d > _SHORT_RUN:
+            index = np.arange(n)
+            new_run = np.ones((b, n), dtype=bool)
+            np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
+            before = index - np.maximum.accumulate(np.where(new_run, index, 0), axis=1)
+            break
+        before[:, d:] += same
     tie = (3 * before * (before + 1)).sum(axis=1)
     return tie.astype(np.float64), before.max(axis=1) + 1, before
 
@@ -324,32 +336,33 @@ def _windowed(
     count, lt = _probe(pairs, grid, at, np.arange(b))
     above = count >= k_lo  # v is at or above the group: look below it
     # Below v, x_i's differences descend from j = lt_i; above it they ascend from j = lt_i − 1.
-    # Laid out B × (WINDOW + 1) × n: the long axis last keeps numpy's inner loops long. Past
-    # either end of y the padding gives ∓∞, which the selection never reaches.
+    # Those above are negated, so that for every row the target is the depth-th LARGEST of
+    # its window. Laid out B × (WINDOW + 1) × n: the long axis last keeps numpy's inner loops
+    # long. Past either end of y the padding gives −∞ (after the sign), never selected.
     width = m + 2 * (WINDOW + 1)
     origin = (np.arange(b) * width + WINDOW + 1)[:, None]
+    sign = np.where(above, 1.0, -1.0)
     start = np.where(above[:, None], lt, lt - 1) + origin
-    offset = np.where(above[:, None], 1, -1) * np.arange(WINDOW + 1)
+    offset = sign.astype(np.int64)[:, None] * np.arange(WINDOW + 1)
     values = xs[:, None, :] - pairs.ypad.ravel()[start[:, None, :] + offset[:, :, None]]
+    values *= sign[:, None, None]
     window = values[:, :WINDOW, :].reshape(b, -1)
-    nxt = values[:, WINDOW, :]
     window.sort(axis=1)
-    # The r-th largest sits at size − r, the r-th smallest at r − 1.
     depth = np.where(above[:, None], count[:, None] - ranks + 1, ranks - count[:, None])
-    index = np.where(above[:, None], window.shape[1] - depth, depth - 1)
-    picked = np.take_along_axis(window, np.clip(index, 0, window.shape[1] - 1), axis=1)
+    last = window.shape[1]
+    picked = np.take_along_axis(window, np.clip(last - depth, 0, last - 1), axis=1)
     # A rank just past C (the group straddles v) is the smallest difference above v.
     past = depth == 0
     if past.any():
         rows = np.flatnonzero(past.any(axis=1))
         first_above = xs[rows] - pairs.ypad.ravel()[lt[rows] - 1 + origin[rows]]
         picked[rows] = np.where(past[rows], first_above.min(axis=1)[:, None], picked[rows])
-    ok = (depth.min(axis=1) >= 0) & (depth.max(axis=1) <= window.shape[1])
-    # The deepest rank's value bounds what any x_i's next difference may reach.
-    counted = np.where(past, np.nan, picked)
-    deepest = np.where(above, np.nanmin(counted, axis=1), np.nanmax(counted, axis=1))
-    reach = np.where(above, (nxt <= deepest[:, None]).all(axis=1), (nxt >= deepest[:, None]).all(axis=1))
-    return np.asarray(picked, dtype=np.float64), ok & reach
+    ok = (depth.min(axis=1) >= 0) & (depth.max(axis=1) <= last)
+    # No x_i's next difference may exceed the deepest rank's value.
+    deepest = np.where(past, np.inf, picked).min(axis=1)
+    ok &= (values[:, WINDOW, :] <= deepest[:, None]).all(axis=1)
+    picked *= np.where(past, 1.0, sign[:, None])
+    return np.asarray(picked, dtype=np.float64), ok
 
 
 def _bracketed(
