@@ -214,25 +214,36 @@ def mann_whitney_arrays(
     m = y.shape[1]
     pairs = n * m
     zq = z_quantile(confidence)
-    xs = np.sort(x, axis=1)
-    ys = np.sort(y, axis=1)
-    tie_x, run_x, _ = orderstats.runs(xs)
-    tie_y, run_y, y_before = orderstats.runs(ys)
-    # Interval: σ between the jump points counts ties within each sample only.
-    sigma0 = _sigma(n, m, tie_x + tie_y)
-    c = zq * sigma0
-    k_lower = _root_rank(pairs, c)
-    k_upper = _root_rank(pairs, -c)
-    half = pairs // 2
-    middle = np.array([half + 1, half + 1] if pairs % 2 else [half, half + 1], dtype=np.int64)
-    u, pooled, (lower, middles, upper) = orderstats.pair_statistics(
-        xs, ys, y_before,
-        [np.clip(k_lower, 1, pairs)[:, None], np.broadcast_to(middle, (b, 2)),
-         np.clip(k_upper, 1, pairs)[:, None]],
-        chunk=chunk,
-    )  # fmt: skip
-    lower, upper = lower[:, 0], upper[:, 0]
-    estimate = 0.5 * (middles[:, 0] + middles[:, 1])
+    xs, ys = np.empty((b, n)), np.empty((b, m))
+    u, pooled, sigma0 = np.empty(b), np.empty(b), np.empty(b)
+    tie_within, longest = np.empty(b), np.empty(b)
+    k_lower, k_upper = np.empty(b, dtype=np.int64), np.empty(b, dtype=np.int64)
+    found = [np.empty((b, 1)), np.empty((b, 2)), np.empty((b, 1))]
+    unsettled = np.zeros((3, b), dtype=bool)
+    scratch = orderstats.Scratch()
+    # Chunk by chunk: each chunk's temporaries are reused by the next.
+    for first in range(0, b, chunk):
+        rows = slice(first, first + chunk)
+        xs[rows] = np.sort(x[rows], axis=1)
+        ys[rows] = np.sort(y[rows], axis=1)
+        tie_x, run_x, _ = orderstats.runs(xs[rows])
+        tie_y, run_y, y_before = orderstats.runs(ys[rows])
+        tie_within[rows] = tie_x + tie_y
+        longest[rows] = run_x + run_y
+        # Interval: σ between the jump points counts ties within each sample only.
+        sigma0[rows] = _sigma(n, m, tie_within[rows])
+        k_lower[rows] = _root_rank(pairs, zq * sigma0[rows])
+        k_upper[rows] = _root_rank(pairs, -zq * sigma0[rows])
+        u[rows], pooled[rows], parts, unsettled[:, rows] = orderstats.chunk_statistics(
+            xs[rows], ys[rows], y_before, _rank_groups(k_lower[rows], k_upper[rows], pairs),
+            scratch,
+        )
+        for out, part in zip(found, parts, strict=True):
+            out[rows] = part
+    if unsettled.any():
+        orderstats.settle(xs, ys, _rank_groups(k_lower, k_upper, pairs), found, unsettled)
+    lower, upper = found[0][:, 0], found[2][:, 0]
+    estimate = 0.5 * (found[1][:, 0] + found[1][:, 1])
 
     # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
     sigma = _sigma(n, m, pooled)
@@ -248,7 +259,7 @@ def mann_whitney_arrays(
         band = tolerance * np.abs(estimate)
         above, below = _band_tests(
             _Band(x=xs, y=ys, band=band, zq=zq, u=u, sigma=sigma, sigma0=sigma0,
-                  tie_within=tie_x + tie_y, longest=(run_x + run_y).astype(np.float64)),
+                  tie_within=tie_within, longest=longest),
             lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
         )  # fmt: skip
     else:
@@ -258,6 +269,18 @@ def mann_whitney_arrays(
         u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=band,
         above_band=above, below_band=below, constant=constant, confidence=confidence,
     )  # fmt: skip
+
+
+def _rank_groups(k_lower: IntArray, k_upper: IntArray, pairs: int) -> list[IntArray]:
+    """The ranks of D₍k₎ each row needs, grouped as the selection takes them: the interval's
+    lower end, the one or two middle differences (the estimate), the upper end."""
+    half = pairs // 2
+    middle = [half + 1, half + 1] if pairs % 2 else [half, half + 1]
+    return [
+        np.clip(k_lower, 1, pairs)[:, None],
+        np.broadcast_to(np.array(middle, dtype=np.int64), (k_lower.size, 2)),
+        np.clip(k_upper, 1, pairs)[:, None],
+    ]
 
 
 def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
