@@ -20,8 +20,9 @@ Interval and estimate
     nm − k, and σ(d) there is the constant σ₀ whose tie term counts ties *within* each sample
     (ties across the samples exist only at the jump points). So W is a step function and the
     root a numeric solver converges to is a jump point: the k*-th smallest difference, where k*
-    is the first step whose value is ≤ 0. We compute k* in closed form and read D₍k*₎ off the
-    sorted differences — exact, where R and Kayenta stop their solvers at a tolerance of 1e-4.
+    is the first step whose value is ≤ 0. We compute k* in closed form and select D₍k*₎ from
+    the differences (:mod:`judges.orderstats`, without sorting all n·m of them) — exact, where
+    R and Kayenta stop their solvers at a tolerance of 1e-4.
 
     The estimate is the Hodges–Lehmann median of the pairwise differences (Hodges & Lehmann
     1963), the midpoint of the step on which W(d) = 0; R's solver returns a point of that flat
@@ -37,13 +38,13 @@ Kayenta adds random noise).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from judges import orderstats
+from judges import merges, orderstats
+from judges.band import Band, band_tests, sigma
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -220,22 +221,24 @@ def mann_whitney_arrays(
     k_lower, k_upper = np.empty(b, dtype=np.int64), np.empty(b, dtype=np.int64)
     found = [np.empty((b, 1)), np.empty((b, 2)), np.empty((b, 1))]
     unsettled = np.zeros((3, b), dtype=bool)
-    scratch = orderstats.Scratch()
+    scratch = merges.Scratch()
     # Chunk by chunk: each chunk's temporaries are reused by the next.
     for first in range(0, b, chunk):
         rows = slice(first, first + chunk)
         xs[rows] = np.sort(x[rows], axis=1)
         ys[rows] = np.sort(y[rows], axis=1)
-        tie_x, run_x, _ = orderstats.runs(xs[rows])
-        tie_y, run_y, y_before = orderstats.runs(ys[rows])
-        tie_within[rows] = tie_x + tie_y
-        longest[rows] = run_x + run_y
+        x_runs, y_runs = merges.runs(xs[rows]), merges.runs(ys[rows])
+        tie_within[rows] = x_runs.tie + y_runs.tie
+        longest[rows] = x_runs.longest + y_runs.longest
         # Interval: σ between the jump points counts ties within each sample only.
-        sigma0[rows] = _sigma(n, m, tie_within[rows])
+        sigma0[rows] = sigma(n, m, tie_within[rows])
         k_lower[rows] = _root_rank(pairs, zq * sigma0[rows])
         k_upper[rows] = _root_rank(pairs, -zq * sigma0[rows])
         u[rows], pooled[rows], parts, unsettled[:, rows] = orderstats.chunk_statistics(
-            xs[rows], ys[rows], y_before, _rank_groups(k_lower[rows], k_upper[rows], pairs),
+            xs[rows],
+            ys[rows],
+            y_runs,
+            _rank_groups(k_lower[rows], k_upper[rows], pairs),
             scratch,
         )
         for out, part in zip(found, parts, strict=True):
@@ -246,27 +249,27 @@ def mann_whitney_arrays(
     estimate = 0.5 * (found[1][:, 0] + found[1][:, 1])
 
     # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
-    sigma = _sigma(n, m, pooled)
+    sigma_pooled = sigma(n, m, pooled)
     u_big = np.maximum(u, pairs - u)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (u_big - pairs / 2.0 - 0.5) / sigma
+        z = (u_big - pairs / 2.0 - 0.5) / sigma_pooled
         p = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
     p = np.where(np.isnan(p), 1.0, p)
 
     above: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     below: npt.NDArray[np.bool_] = np.zeros(b, dtype=bool)
     if tolerance is not None:
-        band = tolerance * np.abs(estimate)
-        above, below = _band_tests(
-            _Band(x=xs, y=ys, band=band, zq=zq, u=u, sigma=sigma, sigma0=sigma0,
+        width = tolerance * np.abs(estimate)
+        above, below = band_tests(
+            Band(x=xs, y=ys, band=width, zq=zq, u=u, sigma=sigma_pooled, sigma0=sigma0,
                   tie_within=tie_within, longest=longest),
             lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
         )  # fmt: skip
     else:
-        band = np.full(b, np.nan)
+        width = np.full(b, np.nan)
     constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
     return MannWhitneyArrays(
-        u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=band,
+        u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=width,
         above_band=above, below_band=below, constant=constant, confidence=confidence,
     )  # fmt: skip
 
@@ -283,18 +286,6 @@ def _rank_groups(k_lower: IntArray, k_upper: IntArray, pairs: int) -> list[IntAr
     ]
 
 
-def _sigma(n: int, m: int, tie_term: FloatArray) -> FloatArray:
-    total = n + m
-    var = n * m / 12.0 * ((total + 1) - tie_term / (total * (total - 1)))
-    return np.sqrt(np.clip(var, 0.0, None))
-
-
-def _step(pairs: int, k: IntArray) -> FloatArray:
-    """h(k): U − nm/2 with continuity correction on the step after the k-th difference."""
-    centre = pairs / 2.0 - k
-    return np.asarray(centre - 0.5 * np.sign(centre), dtype=np.float64)
-
-
 def _root_rank(pairs: int, c: FloatArray) -> IntArray:
     """k* = min{k : h(k) ≤ c}, unclipped: the jump point where W(d) − z_q changes sign for
     c = z_q·σ₀. On the step after the k-th smallest difference U − nm/2 = nm/2 − k, so
@@ -305,101 +296,3 @@ def _root_rank(pairs: int, c: FloatArray) -> IntArray:
     centre = pairs / 2.0
     k = np.where(c >= 0, np.ceil(centre - 0.5 - c), np.ceil(centre + 0.5 - c))
     return k.astype(np.int64)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Band:
-    """What the band tests need of a chunk: the sorted samples, ±band, and the test's pieces."""
-
-    x: FloatArray
-    y: FloatArray
-    band: FloatArray
-    zq: float
-    u: FloatArray
-    sigma: FloatArray
-    """σ with the pooled ties at d = 0."""
-    sigma0: FloatArray
-    """σ with the ties within each sample (between the jump points)."""
-    tie_within: FloatArray
-    longest: FloatArray
-    """Longest run of equal values in x plus that in y."""
-
-
-def _band_tests(
-    bt: _Band, *, lower: FloatArray, upper: FloatArray, k_lower: IntArray, k_upper: IntArray
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """W(+band) > z ("above") and W(−band) < −z ("below") per row, R's W(d) exactly.
-
-    Away from the jump points W(d) = h(#{D ≤ d})/σ₀, so W(+band) > z ⟺ fewer than k* = k_lower
-    differences lie at or below +band ⟺ lower > +band; likewise W(−band) < −z ⟺ upper < −band.
-    At a jump point d (t pairs with x_i − y_j = d exactly) U moves half-way and σ shrinks by the
-    ties the pairs create; W(d) then still lies on the side of its neighbouring steps — so the
-    comparison with the interval still decides — unless σ can shrink by more than t/(2 z) ... that
-    is, unless 6·z·nm/(12N(N−1))·(longest run in x + longest in y) > σ₀. Rows where the band IS
-    an interval end, where that bound fails, where k* fell outside 1..nm, or where h(k*) is
-    within rounding of z·σ₀ are evaluated exactly (:func:`_w_exact`); W(0) needs no pairs.
-    """
-    n, m = bt.x.shape[1], bt.y.shape[1]
-    pairs, total = n * m, n + m
-    c = bt.zq * bt.sigma0
-    calm = 6.0 * bt.zq * pairs / (12.0 * total * (total - 1)) * bt.longest <= bt.sigma0
-    margin = 1e-9 * np.maximum(1.0, c)
-
-    def clear(k: IntArray, level: FloatArray) -> npt.NDArray[np.bool_]:
-        inside = (k >= 1) & (k <= pairs)
-        return np.asarray(
-            inside
-            & (np.abs(_step(pairs, k) - level) > margin)
-            & (np.abs(_step(pairs, k - 1) - level) > margin),
-            dtype=np.bool_,
-        )
-
-    above = lower > bt.band
-    exact_above = ~clear(k_lower, c) | (lower == bt.band) | ((lower < bt.band) & ~calm)
-    beneath = upper < -bt.band
-    exact_below = ~clear(k_upper, -c) | (upper == -bt.band) | ((upper > -bt.band) & ~calm)
-    for flags, exact, sign in ((above, exact_above, 1.0), (beneath, exact_below, -1.0)):
-        rows = np.flatnonzero(exact)
-        if not rows.size:
-            continue
-        w = _w_exact(bt, rows, sign * bt.band[rows])
-        flags[rows] = w > bt.zq if sign > 0 else w < -bt.zq
-    return above, beneath
-
-
-def _w_exact(bt: _Band, rows: npt.NDArray[np.intp], shift: FloatArray) -> FloatArray:
-    """R's W(d) at d = ``shift`` for the given rows, with exact comparisons x_i − y_j vs d:
-    U of (x − d, y) with ties counted ½, σ from the pooled ties of (x − d, y)."""
-    n, m = bt.x.shape[1], bt.y.shape[1]
-    pairs = n * m
-    zero = shift == 0
-    w = np.empty(rows.size)
-    # At d = 0 the pooled sample is the test's own: U and σ are known.
-    dz0 = bt.u[rows[zero]] - pairs / 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w[zero] = (dz0 - 0.5 * np.sign(dz0)) / bt.sigma[rows[zero]]
-    rest = np.flatnonzero(~zero)
-    if rest.size:
-        at = rows[rest]
-        d = shift[rest][:, None, None]
-        x, y = bt.x[at][:, :, None], bt.y[at][:, None, :]
-        with np.errstate(over="ignore", invalid="ignore"):
-            diff = x - y
-            back = diff - x
-            err = (x - (diff - back)) + (-y - back)
-        on = diff == d
-        less = (diff < d) | (on & (err < 0))
-        equal = on & (err == 0)
-        le = (less | equal).sum(axis=(1, 2))
-        lt = less.sum(axis=(1, 2))
-        # Pairs tied at d merge a run of p equal x with one of q equal y: Σ(t³ − t) grows by
-        # 3pq(p + q); per x_i that is 3·q_i·(p_i + q_i), q_i its tied y, p_i its run in x.
-        tied = equal.sum(axis=2)
-        run = (x[:, :, 0][:, :, None] == x[:, :, 0][:, None, :]).sum(axis=2)
-        grown = (3.0 * tied * (run + tied)).sum(axis=1)
-        sigma = _sigma(n, m, bt.tie_within[at] + grown)
-        u = (pairs - le) + 0.5 * (le - lt)
-        dz = u - pairs / 2.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w[rest] = (dz - 0.5 * np.sign(dz)) / sigma
-    return np.where(np.isfinite(w), w, 0.0)
