@@ -25,7 +25,7 @@ added noise approximates. Values that are ±Inf make the metric ``Error`` with t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -113,25 +113,84 @@ class _Evidence:
     control: StatsArrays | Stats
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class MetricJudgement:
-    """The classification of one metric with the evidence behind it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Verdicts:
+    """The decisions of a batch as columns (a single decision is a batch of one): the hot loop
+    makes one small view object per metric instead of copying every field into it."""
 
-    label: Label
-    note: str = ""
-    """The reason of a decision taken before the test (no data, identical, Inf ...)."""
-    critical: bool
-    """True when this result fails the canary on its own (Kayenta's result ``critical``)."""
-    muted: bool = False
-    effect: float = float("nan")
-    """The effect size the thresholds were applied to (NaN: not computed)."""
-    ratio: float = float("nan")
-    """mean(canary) / mean(baseline); NaN when undefined."""
-    measure: EffectMeasure = EffectMeasure.MEAN_RATIO
-    evidence: _Evidence = field(
-        default_factory=lambda: _Evidence(None, describe(np.empty(0)), describe(np.empty(0)))
-    )
+    labels: list[Label]
+    critical: list[bool]
+    effect: list[float]
+    ratio: list[float]
+    note: str
+    muted: bool
+    measure: EffectMeasure
+    evidence: _Evidence
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class MetricJudgement:
+    """The classification of one metric with the evidence behind it: row ``row`` of a batch
+    of verdicts. Make single ones with :meth:`of`."""
+
+    verdicts: _Verdicts
     row: int = 0
+
+    @classmethod
+    def of(
+        cls, *, label: Label, critical: bool, note: str = "", muted: bool = False,
+        effect: float = math.nan, ratio: float = math.nan,
+        measure: EffectMeasure = EffectMeasure.MEAN_RATIO, evidence: _Evidence | None = None,
+    ) -> MetricJudgement:  # fmt: skip
+        """One judgement from its fields."""
+        if evidence is None:
+            evidence = _Evidence(None, describe(np.empty(0)), describe(np.empty(0)))
+        return cls(
+            _Verdicts(
+                labels=[label], critical=[critical], effect=[effect], ratio=[ratio], note=note,
+                muted=muted, measure=measure, evidence=evidence,
+            )
+        )  # fmt: skip
+
+    @property
+    def label(self) -> Label:
+        """Pass, High, Low, Nodata, NodataFailMetric or Error."""
+        return self.verdicts.labels[self.row]
+
+    @property
+    def note(self) -> str:
+        """The reason of a decision taken before the test (no data, identical, Inf ...)."""
+        return self.verdicts.note
+
+    @property
+    def critical(self) -> bool:
+        """True when this result fails the canary on its own (Kayenta's result ``critical``)."""
+        return self.verdicts.critical[self.row]
+
+    @property
+    def muted(self) -> bool:
+        """A muted metric is reported but not scored."""
+        return self.verdicts.muted
+
+    @property
+    def effect(self) -> float:
+        """The effect size the thresholds were applied to (NaN: not computed)."""
+        return self.verdicts.effect[self.row]
+
+    @property
+    def ratio(self) -> float:
+        """mean(canary) / mean(baseline); NaN when undefined."""
+        return self.verdicts.ratio[self.row]
+
+    @property
+    def measure(self) -> EffectMeasure:
+        """The effect measure the thresholds were applied to."""
+        return self.verdicts.measure
+
+    @property
+    def evidence(self) -> _Evidence:
+        """Where the test and the statistics of this metric live."""
+        return self.verdicts.evidence
 
     @property
     def test(self) -> MannWhitneyResult | None:
@@ -239,7 +298,7 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     def judged(
         label: Label, why: str, *, critical: bool, ratio: float = math.nan
     ) -> MetricJudgement:
-        return MetricJudgement(
+        return MetricJudgement.of(
             label=label, note=why, critical=critical, muted=opts.muted, ratio=ratio,
             measure=opts.effect_measure, evidence=_Evidence(None, ex, ct),
         )  # fmt: skip
@@ -285,24 +344,13 @@ def _decide_rows(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> list
             (high & (undefined | (effect >= opts.threshold("critical_increase"))))
             | (low & (undefined | (effect <= opts.threshold("critical_decrease"))))
         )
-    labels = np.where(high, 1, np.where(low, 2, 0)).tolist()
     names = (Label.PASS, Label.HIGH, Label.LOW)
-    evidence = _Evidence(tests, ex, ct)
-    return [
-        MetricJudgement(
-            label=names[code],
-            critical=crit,
-            muted=opts.muted,
-            effect=eff,
-            ratio=rat,
-            measure=opts.effect_measure,
-            evidence=evidence,
-            row=i,
-        )
-        for i, (code, crit, eff, rat) in enumerate(
-            zip(labels, critical.tolist(), effect.tolist(), ratio.tolist(), strict=True)
-        )
-    ]
+    verdicts = _Verdicts(
+        labels=[names[code] for code in np.where(high, 1, np.where(low, 2, 0)).tolist()],
+        critical=critical.tolist(), effect=effect.tolist(), ratio=ratio.tolist(), note="",
+        muted=opts.muted, measure=opts.effect_measure, evidence=_Evidence(tests, ex, ct),
+    )  # fmt: skip
+    return [MetricJudgement(verdicts, i) for i in range(len(verdicts.labels))]
 
 
 def _at_least(effect: float, threshold: float) -> bool:
