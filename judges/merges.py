@@ -187,23 +187,23 @@ def runs(sorted_rows: FloatArray | IntArray, marks: BoolArray | None = None) -> 
     pairs, Σ(t³ − t) = 6·Σ_d d·c_d (a run of t has t − d pairs at distance d). Rows of short
     runs — the usual — take a few comparisons; long runs switch to one scan."""
     b, n = sorted_rows.shape
-    tie = np.zeros(b, dtype=np.int64)
+    weighted = np.zeros(b, dtype=np.int64)
     pairs = np.zeros(b, dtype=np.int64)
     marked = np.zeros(b, dtype=np.int64)
     longest = np.ones(b, dtype=np.int64)
     for d in range(1, n):
         same = sorted_rows[:, d:] == sorted_rows[:, :-d]
-        if not same.any():
+        count = np.count_nonzero(same, axis=1)
+        if not count.any():
             break
         if d > _SHORT_RUN:
             return _scanned_runs(sorted_rows, marks)
-        count = np.count_nonzero(same, axis=1)
         pairs += count
-        tie += 6 * d * count
-        longest = np.where(count > 0, d + 1, longest)
+        weighted += d * count
+        np.copyto(longest, d + 1, where=count > 0)
         if marks is not None:
             marked += np.count_nonzero(same & marks[:, d:], axis=1)
-    return Runs(tie=tie.astype(np.float64), longest=longest, pairs=pairs, marked=marked)
+    return Runs(tie=6.0 * weighted, longest=longest, pairs=pairs, marked=marked)
 
 
 def _scanned_runs(sorted_rows: FloatArray | IntArray, marks: BoolArray | None) -> Runs:

@@ -174,18 +174,20 @@ def _windowed(
     # long. Past either end of y the padding gives −∞ (after the sign), never selected.
     width = m + 2 * (WINDOW + 1)
     origin = (np.arange(b) * width + WINDOW + 1)[:, None]
-    sign = np.where(above, 1.0, -1.0)
+    sign = np.where(above, 1.0, -1.0)[:, None]
     start = np.where(above[:, None], lt, lt - 1) + origin
-    offset = sign.astype(np.int64)[:, None] * np.arange(WINDOW + 1)
-    index = scratch.get("index", (b, WINDOW + 1, n), np.int64)
-    np.add(start[:, None, :], offset[:, :, None], out=index)
-    values = scratch.get("values", (b, WINDOW + 1, n), np.float64)
-    np.take(pairs.ypad.ravel(), index, out=values, mode="clip")
-    np.subtract(xs[:, None, :], values, out=values)
-    values *= sign[:, None, None]
-    window = scratch.get("window", (b, WINDOW * n), np.float64)
-    np.copyto(window.reshape(b, WINDOW, n), values[:, :WINDOW, :])
+    offset = np.where(above, 1, -1)[:, None] * np.arange(WINDOW + 1)
+    # Signed samples: the subtraction then gives x − y for rows looking below v, y − x above.
+    y_signed = (pairs.ypad * sign).ravel()
+    x_signed = xs * sign
+    index = scratch.get("index", (b, WINDOW, n), np.int64)
+    np.add(start[:, None, :], offset[:, :WINDOW, None], out=index)
+    window = scratch.get("window", (b, WINDOW, n), np.float64)
+    np.take(y_signed, index, out=window, mode="clip")
+    np.subtract(x_signed[:, None, :], window, out=window)
+    window = window.reshape(b, WINDOW * n)
     window.sort(axis=1)
+    beyond = x_signed - y_signed[start + offset[:, WINDOW:]]
     depth = np.where(above[:, None], count[:, None] - ranks + 1, ranks - count[:, None])
     last = window.shape[1]
     picked = np.take_along_axis(window, np.clip(last - depth, 0, last - 1), axis=1)
@@ -198,8 +200,8 @@ def _windowed(
     ok = (depth.min(axis=1) >= 0) & (depth.max(axis=1) <= last)
     # No x_i's next difference may exceed the deepest rank's value.
     deepest = np.where(past, np.inf, picked).min(axis=1)
-    ok &= (values[:, WINDOW, :] <= deepest[:, None]).all(axis=1)
-    picked *= np.where(past, 1.0, sign[:, None])
+    ok &= (beyond <= deepest[:, None]).all(axis=1)
+    picked *= np.where(past, 1.0, sign)
     return np.asarray(picked, dtype=np.float64), ok
 
 
