@@ -87,13 +87,12 @@ class StatsArrays:
     max: FloatArray
 
     @classmethod
-    def of(cls, rows: FloatArray) -> StatsArrays:
-        """The statistics of each row of a B×n array (sample std, n − 1, as Kayenta's)."""
+    def of(cls, rows: FloatArray, ordered: FloatArray) -> StatsArrays:
+        """The statistics of each row of a B×n array (sample std, n − 1, as Kayenta's);
+        ``ordered`` is the same rows sorted (minimum and maximum are its ends)."""
         n = rows.shape[1]
         std = rows.std(axis=1, ddof=1) if n > 1 else np.zeros(rows.shape[0])
-        return cls(
-            count=n, mean=rows.mean(axis=1), std=std, min=rows.min(axis=1), max=rows.max(axis=1)
-        )
+        return cls(count=n, mean=rows.mean(axis=1), std=std, min=ordered[:, 0], max=ordered[:, -1])
 
     def row(self, i: int) -> Stats:
         """Row ``i`` as :class:`Stats`."""
@@ -266,25 +265,30 @@ def classify_stacked(
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         msg = f"experiment and control must be B×n and B×m, got {x.shape} and {y.shape}"
         raise ValueError(msg)
-    regular = _regular_rows(x, y, opts)
+    xs, ys = np.sort(x, axis=1), np.sort(y, axis=1)
+    regular = _regular_rows(x, y, xs, ys, opts)
+    if regular.all() and x.shape[0]:
+        return _decide_rows(x, y, opts, ordered=(xs, ys))
     out: list[MetricJudgement | None] = [None] * x.shape[0]
     for i in np.flatnonzero(~regular).tolist():
         out[i] = classify(x[i], y[i], opts)
     rows = np.flatnonzero(regular)
     if rows.size:
-        decided = _decide_rows(x[rows], y[rows], opts)
+        decided = _decide_rows(x[rows], y[rows], opts, ordered=(xs[rows], ys[rows]))
         for i, judgement in zip(rows.tolist(), decided, strict=True):
             out[i] = judgement
     return [j for j in out if j is not None]
 
 
-def _regular_rows(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> npt.NDArray[np.bool_]:
-    """Rows the vectorised path may take: finite, non-empty, not identical, not one value."""
+def _regular_rows(
+    x: FloatArray, y: FloatArray, xs: FloatArray, ys: FloatArray, opts: MannWhitneyOptions
+) -> npt.NDArray[np.bool_]:
+    """Rows the vectorised path may take: finite, non-empty, not identical, not one value
+    (``xs``, ``ys``: the rows sorted)."""
     b = x.shape[0]
     if x.shape[1] == 0 or y.shape[1] == 0 or opts.outliers is OutlierStrategy.REMOVE:
         return np.zeros(b, dtype=bool)
     finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-    xs, ys = np.sort(x, axis=1), np.sort(y, axis=1)
     identical = np.all(xs == ys, axis=1) if x.shape == y.shape else np.zeros(b, dtype=bool)
     lo = np.minimum(xs[:, 0], ys[:, 0])
     hi = np.maximum(xs[:, -1], ys[:, -1])
@@ -323,10 +327,17 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     return None
 
 
-def _decide_rows(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> list[MetricJudgement]:
-    """Steps 4–5 for rows that need the test, vectorised over rows."""
-    tests = mann_whitney_arrays(x, y, confidence=opts.confidence, tolerance=opts.tolerance)
-    ex, ct = StatsArrays.of(x), StatsArrays.of(y)
+def _decide_rows(
+    x: FloatArray, y: FloatArray, opts: MannWhitneyOptions,
+    *, ordered: tuple[FloatArray, FloatArray] | None = None,
+) -> list[MetricJudgement]:  # fmt: skip
+    """Steps 4–5 for rows that need the test, vectorised over rows (``ordered``: the rows
+    sorted, when the caller has them)."""
+    xs, ys = ordered if ordered is not None else (np.sort(x, axis=1), np.sort(y, axis=1))
+    tests = mann_whitney_arrays(
+        xs, ys, confidence=opts.confidence, tolerance=opts.tolerance, assume_sorted=True
+    )
+    ex, ct = StatsArrays.of(x, xs), StatsArrays.of(y, ys)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((ex.mean == 0) | (ct.mean == 0), np.nan, ex.mean / ct.mean)
     if opts.effect_measure is EffectMeasure.CLES:

@@ -203,7 +203,8 @@ def runs(sorted_rows: FloatArray | IntArray, marks: BoolArray | None = None) -> 
         np.copyto(longest, d + 1, where=count > 0)
         if marks is not None:
             marked += np.count_nonzero(same & marks[:, d:], axis=1)
-    return Runs(tie=6.0 * weighted, longest=longest, pairs=pairs, marked=marked)
+    tie = np.asarray(6.0 * weighted, dtype=np.float64)
+    return Runs(tie=tie, longest=longest, pairs=pairs, marked=marked)
 
 
 def _scanned_runs(sorted_rows: FloatArray | IntArray, marks: BoolArray | None) -> Runs:
