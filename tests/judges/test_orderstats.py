@@ -226,6 +226,27 @@ class TestBandTests:
             assert got.above_band[i] == (_w_reference(xs[i], ys[i], band) > zq), i
             assert got.below_band[i] == (_w_reference(xs[i], ys[i], -band) < -zq), i
 
+    @settings(max_examples=40, deadline=None)
+    @given(
+        kind=st.sampled_from(["small integers", "zero-inflated", "mixed sign", "latency ms"]),
+        seed=st.integers(0, 2**32 - 1),
+        n=st.integers(20, 34),
+        m=st.integers(20, 34),
+        confidence=st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.98, 0.999]),
+        tolerance=st.sampled_from([0.0, 0.1, 0.25, 0.5, 2.0]),
+    )
+    def test_equal_the_literal_statistic_generated(
+        self, *, kind: str, seed: int, n: int, m: int, confidence: float, tolerance: float
+    ) -> None:
+        """The same over generated sizes, confidences and tolerances."""
+        xs, ys = _samples(kind, seed, 4, n, m)
+        zq = float(special.ndtri(1 - (1 - confidence) / 2))
+        got = mann_whitney_arrays(xs, ys, confidence=confidence, tolerance=tolerance)
+        for i in range(xs.shape[0]):
+            band = float(got.band[i])
+            assert got.above_band[i] == (_w_reference(xs[i], ys[i], band) > zq)
+            assert got.below_band[i] == (_w_reference(xs[i], ys[i], -band) < -zq)
+
     def test_band_on_the_interval_end(self) -> None:
         """Kayenta's "High Metric (Large Input)" shape: zero-inflated, the interval ends on the
         band (0); decided by the literal W, not by comparing with the interval."""
