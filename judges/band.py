@@ -16,9 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from judges.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = ["Band", "band_tests", "sigma", "step"]
 

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from judges.arrays import FloatArray
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
 from judges.mannwhitney import MannWhitneyArrays, MannWhitneyResult, mann_whitney_arrays
-from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, FloatArray, Stats, describe, prepare
+from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, Stats, describe, prepare
 
 __all__ = ["MannWhitneyOptions", "MetricJudgement", "classify", "classify_stacked"]
 

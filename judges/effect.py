@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from judges.arrays import FloatArray
 from judges.labels import EffectMeasure
-from judges.preprocessing import FloatArray
 
 __all__ = ["cles", "effect_size", "mean_ratio"]
 

@@ -44,10 +44,8 @@ import numpy.typing as npt
 from scipy import special
 
 from judges import merges, orderstats
+from judges.arrays import FloatArray, IntArray
 from judges.band import Band, band_tests, sigma
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 __all__ = [
     "MannWhitneyResult",

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from judges.arrays import BoolArray, FloatArray, IntArray
 from judges.merges import (
     Runs,
     Scratch,
@@ -35,10 +35,6 @@ from judges.merges import (
     prepare_pairs,
     shifted_keys,
 )
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["chunk_statistics", "full_order_stats", "settle"]
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from judges.arrays import FloatArray
 from judges.labels import NanStrategy, OutlierStrategy
-
-FloatArray = npt.NDArray[np.float64]
 
 __all__ = ["Stats", "apply_nan_strategy", "describe", "iqr_fences", "prepare", "remove_outliers"]
 

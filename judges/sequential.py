@@ -50,9 +50,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from judges.arrays import FloatArray
 from judges.labels import Direction
-
-FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "SequentialResult",
