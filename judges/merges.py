@@ -97,13 +97,14 @@ def prepare_pairs(xs: FloatArray, ys: FloatArray, *, pad: int) -> SortedPairs:
     xs = xs + 0.0
     ys = ys + 0.0
     big = np.maximum(np.maximum(-xs[:, 0], xs[:, -1]), np.maximum(-ys[:, 0], ys[:, -1]))
-    # |x|, |y| < 2^e / 2 keeps x − (x' − y') below 2 after scaling by 2^−(e + 1).
+    # |x|, |y| < 2^top; scaled by 2^−(top + 1) they are below ½, their differences below 1
+    # and x − (x_a − y_b) below 2. Only ever scaled down: smaller samples already fit.
     _, top = np.frexp(big)
-    # Only ever scaled down: smaller samples already fit, and unscaled values are exact.
     exponent = np.maximum(top + 1, 0).astype(np.int64)
-    # Every difference of these values is a multiple of 2^(E − 52), E the exponent of the
-    # smallest non-zero magnitude; it stays a normal number after scaling while E − 52 − e is
-    # at least −1022. One check for the whole batch; per row only when it fails.
+    # Every value, and every difference of them, is a multiple of 2^(low − 53), low the frexp
+    # exponent of the smallest non-zero magnitude; scaled, that stays a normal number (so the
+    # scaling is exact) while low − 53 − exponent ≥ −1022. One check for the whole batch; per
+    # row only when it fails.
     scaled = np.ones(xs.shape[0], dtype=bool)
     lowest = _low_exponent(np.concatenate([xs, ys], axis=1))
     if lowest - 53 - exponent.max(initial=0) < -1022:
@@ -120,10 +121,10 @@ def prepare_pairs(xs: FloatArray, ys: FloatArray, *, pad: int) -> SortedPairs:
 
 
 def _low_exponent(values: FloatArray, axis: int | None = None) -> IntArray:
-    """frexp exponent of the smallest non-zero magnitude (of all, or per row); large if none."""
+    """frexp exponent of the smallest non-zero magnitude (of all, or per row); 2048 if none."""
     magnitude = np.abs(values)
-    tiny = np.where(magnitude > 0, magnitude, 1.0).min(axis=axis, initial=1.0)
-    return np.asarray(np.frexp(tiny)[1], dtype=np.int64)
+    tiny = np.where(magnitude > 0, magnitude, np.inf).min(axis=axis, initial=np.inf)
+    return np.asarray(np.where(np.isinf(tiny), 2048, np.frexp(tiny)[1]), dtype=np.int64)
 
 
 def _ordinal(values: FloatArray) -> IntArray:
