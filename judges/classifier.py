@@ -118,10 +118,10 @@ class _Verdicts:
     """The decisions of a batch as columns (a single decision is a batch of one): the hot loop
     makes one small view object per metric instead of copying every field into it."""
 
-    labels: list[Label]
-    critical: list[bool]
-    effect: list[float]
-    ratio: list[float]
+    labels: tuple[Label, ...]
+    critical: tuple[bool, ...]
+    effect: tuple[float, ...]
+    ratio: tuple[float, ...]
     note: str
     muted: bool
     measure: EffectMeasure
@@ -147,7 +147,7 @@ class MetricJudgement:
             evidence = _Evidence(None, describe(np.empty(0)), describe(np.empty(0)))
         return cls(
             _Verdicts(
-                labels=[label], critical=[critical], effect=[effect], ratio=[ratio], note=note,
+                labels=(label,), critical=(critical,), effect=(effect,), ratio=(ratio,), note=note,
                 muted=muted, measure=measure, evidence=evidence,
             )
         )  # fmt: skip
@@ -358,9 +358,10 @@ def _decide_rows(
         )
     names = (Label.PASS, Label.HIGH, Label.LOW)
     verdicts = _Verdicts(
-        labels=[names[code] for code in np.where(high, 1, np.where(low, 2, 0)).tolist()],
-        critical=critical.tolist(), effect=effect.tolist(), ratio=ratio.tolist(), note="",
-        muted=opts.muted, measure=opts.effect_measure, evidence=_Evidence(tests, ex, ct),
+        labels=tuple(names[code] for code in np.where(high, 1, np.where(low, 2, 0)).tolist()),
+        critical=tuple(critical.tolist()), effect=tuple(effect.tolist()),
+        ratio=tuple(ratio.tolist()), note="", muted=opts.muted, measure=opts.effect_measure,
+        evidence=_Evidence(tests, ex, ct),
     )  # fmt: skip
     return [MetricJudgement(verdicts, i) for i in range(len(verdicts.labels))]
 
