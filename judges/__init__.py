@@ -4,8 +4,9 @@ No I/O, logging, clock or global random state lives here; every function maps ar
 keyword options to frozen results, so the daemon, backtests and tests share one behaviour.
 """
 
-from judges.classifier import MannWhitneyOptions, MetricJudgement, classify, classify_stacked
+from judges.classifier import MannWhitneyOptions, classify, classify_stacked
 from judges.effect import cles, effect_size, mean_ratio
+from judges.judgement import MetricJudgement
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy, ScoreClass
 from judges.mannwhitney import MannWhitneyResult, mann_whitney, mann_whitney_batch
 from judges.preprocessing import Stats, describe, iqr_fences, prepare, remove_outliers
