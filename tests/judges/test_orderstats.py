@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from judges import mann_whitney_batch, merges, orderstats
+from judges import bracketing, mann_whitney_batch, merges, orderstats
 from judges.mannwhitney import mann_whitney_arrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -109,12 +109,12 @@ class TestOrderStatistics:
         every stage answers some rows (so each is exercised) on these samples."""
         xs, ys = _samples(kind, 5, 300, 60, 60)
         pairs = merges.prepare_pairs(xs, ys, pad=orderstats.WINDOW + 1)
-        grid = orderstats._grid(pairs.xsc, pairs.ysc)
+        grid = bracketing.difference_grid(pairs.xsc, pairs.ysc)
         for ranks in _groups(xs.shape[0], 3600, np.random.default_rng(11)):
             reference = orderstats.full_order_stats(xs, ys, ranks)
             found, ok = orderstats._windowed(pairs, grid, ranks, merges.Scratch())
             np.testing.assert_array_equal(found[ok], reference[ok])
-            again, settled = orderstats._bracketed(pairs, grid, ranks)
+            again, settled = bracketing.bracketed(pairs, grid, ranks)
             np.testing.assert_array_equal(again[settled], reference[settled])
             assert settled.any()
 
@@ -123,11 +123,11 @@ class TestOrderStatistics:
         handling of runs of equal differences settle them, exactly."""
         xs, ys = _samples("small integers", 3, 200, 60, 60)
         pairs = merges.prepare_pairs(xs, ys, pad=orderstats.WINDOW + 1)
-        grid = orderstats._grid(pairs.xsc, pairs.ysc)
+        grid = bracketing.difference_grid(pairs.xsc, pairs.ysc)
         ranks = np.full((200, 1), 1357)
         _, ok = orderstats._windowed(pairs, grid, ranks, merges.Scratch())
         assert (~ok).mean() > 0.5
-        found, settled = orderstats._bracketed(pairs, grid, ranks)
+        found, settled = bracketing.bracketed(pairs, grid, ranks)
         assert settled.all()
         np.testing.assert_array_equal(found, orderstats.full_order_stats(xs, ys, ranks))
 
