@@ -32,9 +32,28 @@ from analyzer.logs import configure_logging
 from analyzer.settings import Settings
 from analyzer.webhooks import verify
 
-__all__ = ["DEMO_CONFIG", "DeployStandIn", "SimulatedDeployment", "run_demo"]
+__all__ = [
+    "DEMO_CONFIG",
+    "ERROR_RATIO_QUERY",
+    "LATENCY_P99_QUERY",
+    "DeployStandIn",
+    "SimulatedDeployment",
+    "run_demo",
+]
 
 LATENCY_BUCKETS = (*(round(0.025 * i, 3) for i in range(1, 41)), 1.5, 2.0, 5.0)
+
+ERROR_RATIO_QUERY: dict[str, str] = {
+    "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
+    "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
+}
+"""5xx responses over all responses per step, of the metrics a :class:`SimulatedDeployment`
+(or any service with the usual HTTP golden signals) exposes."""
+LATENCY_P99_QUERY = (
+    "histogram_quantile(0.99, sum by (le) "
+    "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"
+)
+"""The 99th-percentile latency per step, from the same metrics."""
 
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo-golden-signals",
@@ -48,17 +67,13 @@ DEMO_CONFIG: dict[str, Any] = {
             "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
             "direction": "increase", "critical": True,
             "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
-            "query": {
-                "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-                "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-            },
+            "query": ERROR_RATIO_QUERY,
         },
         {
             "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
             "direction": "increase",
             "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
-            "query": "histogram_quantile(0.99, sum by (le) "
-            "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
+            "query": LATENCY_P99_QUERY,
         },
     ],
     "kill_switch": [

@@ -52,17 +52,10 @@ from analyzer.backtest import (  # noqa: E402 — after the path fix above
     backtest,
     summarize,
 )
+from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY  # noqa: E402
 from analyzer.judgeconfig import JudgeConfig, parse_config  # noqa: E402
 from analyzer.recording import parse_recording  # noqa: E402
 
-ERRORS_QUERY = {
-    "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-    "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-}
-LATENCY_QUERY = (
-    "histogram_quantile(0.99, sum by (le) "
-    "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"
-)
 _COMMON = {"step": "60s", "analysis_interval": "5m", "alpha": 0.05, "on_inconclusive": "pause"}
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -70,28 +63,29 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "name": "bench-sequential-errors",
         "metrics": [{
             "name": "error_rate", "kind": "count", "judge": "sequential-count",
-            "direction": "increase", "critical": True, "tolerance": 1.2, "query": ERRORS_QUERY,
+            "direction": "increase", "critical": True, "tolerance": 1.2, "query": ERROR_RATIO_QUERY,
         }],
     },
     "kayenta/errors": _COMMON | {
         "name": "bench-kayenta-errors",
         "metrics": [{
             "name": "error_rate", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": ERRORS_QUERY,
+            "direction": "increase", "critical": True, "query": ERROR_RATIO_QUERY,
         }],
     },
     "sequential/latency": _COMMON | {
         "name": "bench-sequential-latency",
         "metrics": [{
             "name": "latency_p99", "kind": "series", "judge": "sequential-mean",
-            "direction": "increase", "critical": True, "tolerance": 0.010, "query": LATENCY_QUERY,
+            "direction": "increase", "critical": True, "tolerance": 0.010,
+            "query": LATENCY_P99_QUERY,
         }],
     },
     "kayenta/latency": _COMMON | {
         "name": "bench-kayenta-latency",
         "metrics": [{
             "name": "latency_p99", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": LATENCY_QUERY,
+            "direction": "increase", "critical": True, "query": LATENCY_P99_QUERY,
         }],
     },
 }  # fmt: skip

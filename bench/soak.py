@@ -54,16 +54,14 @@ from aiohttp import web
 if str(Path(__file__).resolve().parent) in sys.path:
     sys.path.remove(str(Path(__file__).resolve().parent))
 
+from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
+
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
 WEBHOOK_TIMEOUT_S = 2.0
 TERMINAL = ("promoted", "rolled_back", "aborted", "failed")
 LIVE_PHASES = ("pending", "warmup", "running", "paused")
 
-_COUNT_QUERY = {
-    "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-    "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-}
 PASS_CONFIG: dict[str, Any] = {
     "name": "soak-judged",
     "step": "1s",
@@ -73,11 +71,10 @@ PASS_CONFIG: dict[str, Any] = {
     "metrics": [
         {"name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
          "direction": "increase", "effect_size": {"allowed_increase": 1.5},
-         "query": _COUNT_QUERY},
+         "query": ERROR_RATIO_QUERY},
         {"name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
          "direction": "increase", "effect_size": {"allowed_increase": 1.2},
-         "query": "histogram_quantile(0.99, sum by (le) "
-         "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"},
+         "query": LATENCY_P99_QUERY},
     ],
     "kill_switch": [{"metric": "error_rate", "max_ratio": 5.0, "min_exposure": 100}],
 }  # fmt: skip

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from analyzer.clock import FakeClock
+from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
 from analyzer.judgeconfig import JudgeConfig
 from analyzer.model import FloatArray, MetricData, Window
 from analyzer.sources import FetchRequest
@@ -30,14 +31,6 @@ WEBHOOK_SECRET = "wh-test-secret-3c9a"
 
 Handler = Callable[[FetchRequest], Window | Awaitable[Window]]
 
-ERRORS_QUERY = {
-    "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-    "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-}
-LATENCY_QUERY = (
-    "histogram_quantile(0.99, sum by (le) "
-    "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"
-)
 
 BASE_CONFIG: dict[str, Any] = {
     "name": "test-golden",
@@ -57,7 +50,7 @@ BASE_CONFIG: dict[str, Any] = {
             "direction": "increase",
             "critical": True,
             "effect_size": {"allowed_increase": 1.2, "critical_increase": 2.0},
-            "query": ERRORS_QUERY,
+            "query": ERROR_RATIO_QUERY,
         },
         {
             "name": "latency_p99",
@@ -66,7 +59,7 @@ BASE_CONFIG: dict[str, Any] = {
             "judge": "mann-whitney",
             "direction": "increase",
             "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
-            "query": LATENCY_QUERY,
+            "query": LATENCY_P99_QUERY,
         },
     ],
     "kill_switch": [{"metric": "error_rate", "max": 0.2, "min_exposure": 200}],

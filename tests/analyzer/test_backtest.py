@@ -24,6 +24,7 @@ from analyzer.backtest import (
     window_bounds,
 )
 from analyzer.cli import main
+from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
 from analyzer.errors import InvalidInput
 from analyzer.judgeconfig import JudgeConfig, load_config, parse_config
 from analyzer.model import Canary, MetricData, Mode, Phase, Side, Stage
@@ -37,14 +38,6 @@ FIXTURES = ROOT / "fixtures" / "recordings"
 SEQUENTIAL = ROOT / "config" / "sequential-golden-signals.yaml"
 CANARYD = Path(sys.executable).parent / "canaryd"
 T0 = 1_767_225_600.0
-ERRORS_QUERY = {
-    "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-    "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-}
-LATENCY_QUERY = (
-    "histogram_quantile(0.99, sum by (le) "
-    "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"
-)
 KAYENTA_STYLE: dict[str, Any] = {
     "name": "kayenta-golden",
     "step": "60s",
@@ -54,12 +47,12 @@ KAYENTA_STYLE: dict[str, Any] = {
     "metrics": [
         {
             "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": ERRORS_QUERY,
+            "direction": "increase", "critical": True, "query": ERROR_RATIO_QUERY,
             "effect_size": {"allowed_increase": 1.2, "critical_increase": 2.0},
         },
         {
             "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "query": LATENCY_QUERY,
+            "direction": "increase", "query": LATENCY_P99_QUERY,
             "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
         },
     ],
@@ -116,7 +109,8 @@ def canary(*, analysis_started_at: float | None) -> Canary:
 def request(start: float, end: float, *metrics: MetricQuery, step_s: float = 60.0) -> FetchRequest:
     return FetchRequest(
         canary_id="c",
-        metrics=metrics or (MetricQuery(name="error_rate", kind="count", templates=ERRORS_QUERY),),
+        metrics=metrics
+        or (MetricQuery(name="error_rate", kind="count", templates=ERROR_RATIO_QUERY),),
         baseline=Side(labels={"d": "b"}), canary=Side(labels={"d": "c"}),
         start=start, end=end, step_s=step_s,
     )  # fmt: skip
