@@ -17,7 +17,6 @@ Without the prometheus binary the tests skip, except under ``CI=true``, where th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -36,6 +35,7 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from procs import terminate
 
 from analyzer.demo import SimulatedDeployment
 
@@ -106,19 +106,6 @@ Until = Callable[..., Awaitable[bool]]
 def until() -> Until:
     """``await until(probe, timeout_s=...)``: poll an async probe within a bounded time."""
     return wait_for
-
-
-async def stop_process(proc: asyncio.subprocess.Process, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM, wait a bounded time, then SIGKILL; always reaps the process."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
 
 
 # -- the prometheus binary ------------------------------------------------------------------
@@ -241,7 +228,7 @@ async def prometheus(
             pytest.fail(f"prometheus was not ready in {READY_TIMEOUT_S:g}s:\n{tail(log)}")
         yield Prometheus(url=url, log=log)
     finally:
-        await stop_process(proc)
+        await terminate(proc, STOP_TIMEOUT_S)
 
 
 async def _ok(client: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> bool:
@@ -362,4 +349,4 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         yield start
     finally:
         for proc in started:
-            await stop_process(proc)
+            await terminate(proc, STOP_TIMEOUT_S)
