@@ -75,6 +75,26 @@ def config_body(**overrides: Any) -> dict[str, Any]:
 
 
 # -- metric source ----------------------------------------------------------------------------
+def auth(token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def registration(**changes: Any) -> dict[str, Any]:
+    """A valid live registration body (DESIGN §5), two stages and a webhook, with top-level
+    keys replaced."""
+    body: dict[str, Any] = {
+        "name": "checkout-2.3.1",
+        "service": "checkout",
+        "config": "test-golden",
+        "baseline": {"labels": {"deployment": "checkout-baseline"}},
+        "canary": {"labels": {"deployment": "checkout-canary"}},
+        "stages": [{"weight": 5, "duration": "10m"}, {"weight": 100, "duration": "0s"}],
+        "webhook": {"url": "https://deploy.internal/hooks/canary"},
+    }
+    return body | changes
+
+
 class FakeSource:
     """A MetricSource answering from ``handler(request)``; records every request."""
 

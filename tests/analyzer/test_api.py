@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import fakes
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -32,28 +33,20 @@ ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
 
 
 def auth(token: str = ROOT) -> dict[str, str]:
-    """The Authorization header of a bearer token."""
-    return {"Authorization": f"Bearer {token}"}
+    """The Authorization header of a bearer token (the root one unless given)."""
+    return fakes.auth(token)
 
 
 def registration(**changes: Any) -> dict[str, Any]:
-    """A valid registration body (DESIGN §5) with top-level keys replaced."""
-    body: dict[str, Any] = {
-        "name": "checkout-2.3.1",
-        "service": "checkout",
-        "config": "test-golden",
-        "baseline": {"labels": {"deployment": "checkout-baseline"}},
-        "canary": {"labels": {"deployment": "checkout-canary"}},
-        "stages": [
-            {"weight": 5, "duration": "10m"},
-            {"weight": 25, "duration": "10m"},
-            {"weight": 100, "duration": "0s"},
-        ],
-        "webhook": {"url": "https://deploy.internal/hooks/canary"},
-        "mode": "live",
-        "metadata": {"commit": "abc123", "commit_time": "2026-11-29T10:00:00Z"},
-    }
-    return {**body, **changes}
+    """A valid registration body (DESIGN §5): three stages, live, with commit metadata, and
+    top-level keys replaced."""
+    stages = [
+        {"weight": 5, "duration": "10m"},
+        {"weight": 25, "duration": "10m"},
+        {"weight": 100, "duration": "0s"},
+    ]
+    metadata = {"commit": "abc123", "commit_time": "2026-11-29T10:00:00Z"}
+    return fakes.registration(**{"stages": stages, "mode": "live", "metadata": metadata, **changes})
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 import requests
 import schemathesis
@@ -73,21 +74,14 @@ MIN_UNAUTHENTICATED = 60
 
 
 def auth(token: str = ROOT) -> dict[str, str]:
-    """The Authorization header of a bearer token."""
-    return {"Authorization": f"Bearer {token}"}
+    """The Authorization header of a bearer token (the root one unless given)."""
+    return fakes.auth(token)
 
 
 def registration(**changes: Any) -> dict[str, Any]:
-    """A valid dry-run registration with top-level keys replaced."""
-    body: dict[str, Any] = {
-        "name": "checkout-2.3.1",
-        "service": "checkout",
-        "config": "test-golden",
-        "baseline": {"labels": {"deployment": "checkout-baseline"}},
-        "canary": {"labels": {"deployment": "checkout-canary"}},
-        "stages": [{"weight": 5, "duration": "10m"}, {"weight": 100, "duration": "0s"}],
-        "mode": "dry-run",
-    }
+    """A valid dry-run registration (no webhook) with top-level keys replaced."""
+    body = fakes.registration(mode="dry-run")
+    del body["webhook"]
     return body | changes
 
 

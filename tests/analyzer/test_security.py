@@ -20,7 +20,7 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
+from fakes import WEBHOOK_SECRET, SteppedClock, WebhookReceiver, auth, config_body, registration
 from structlog.testing import capture_logs
 
 from analyzer.api import app as api_app
@@ -40,25 +40,6 @@ EVERY_TOKEN = (ROOT, ACT, CONFIG, REGISTER)
 STEP = 60.0
 
 Daemonised = Callable[..., Any]
-
-
-def auth(token: str) -> dict[str, str]:
-    """The Authorization header of a bearer token."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-def registration(**changes: Any) -> dict[str, Any]:
-    """A valid live registration with top-level keys replaced."""
-    body: dict[str, Any] = {
-        "name": "checkout-2.3.1",
-        "service": "checkout",
-        "config": "test-golden",
-        "baseline": {"labels": {"deployment": "checkout-baseline"}},
-        "canary": {"labels": {"deployment": "checkout-canary"}},
-        "stages": [{"weight": 5, "duration": "10m"}, {"weight": 100, "duration": "0s"}],
-        "webhook": {"url": "https://deploy.internal/hooks/canary"},
-    }
-    return body | changes
 
 
 class FakePrometheus:
