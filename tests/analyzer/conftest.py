@@ -7,12 +7,14 @@ The fakes and the base judge config live in ``fakes.py`` (import from there, nev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
 
 from analyzer.catalog import Catalog
@@ -78,3 +80,20 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """One client session, as the daemon has one per process."""
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CANARYD_ variable of the machine running the tests leaks in."""
+    for name in list(os.environ):
+        if name.startswith("CANARYD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def default_logging() -> Iterator[None]:
+    """structlog's default configuration for the test, whatever another test configured."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)

@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from fakes import WEBHOOK_SECRET, SteppedClock, WebhookReceiver, auth, config_body, registration
@@ -93,14 +91,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, limit: int = 500) 
         await asyncio.sleep(0.01)
     msg = f"not reached after {limit} polls"
     raise AssertionError(msg)
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CANARYD_ variable of the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("CANARYD_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -480,15 +470,6 @@ class TestPromqlCannotBeAltered:
 
 
 # -- logs -------------------------------------------------------------------------------------
-@pytest.fixture
-def default_logging() -> Iterator[None]:
-    """structlog's default configuration for the test, whatever another test configured."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
-
-
 class EchoingReceiver:
     """A webhook receiver that refuses (400) and echoes the signature and the secret back, as a
     misconfigured deploy system might."""

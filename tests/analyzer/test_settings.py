@@ -3,7 +3,6 @@ setting, and ``canaryd serve`` refusing bad settings with exit code 2."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +12,6 @@ import structlog
 from analyzer.cli import main
 from analyzer.errors import InvalidInput
 from analyzer.settings import Settings, load_settings
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CANARYD_ variable of the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("CANARYD_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from fakes import T0, WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
@@ -118,23 +116,6 @@ class Running:
                 }:
                     return float(sample.value)
         return 0.0
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CANARYD_ variable of the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("CANARYD_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def default_logging() -> Iterator[None]:
-    """structlog's default configuration for the test, whatever another test configured."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-import structlog
 
 from analyzer.clock import FakeClock
 from analyzer.store.sqlite import SqliteStore
@@ -33,12 +32,3 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """The one client session the dispatcher sends with."""
     async with aiohttp.ClientSession() as client:
         yield client
-
-
-@pytest.fixture
-def default_logging() -> Iterator[None]:
-    """structlog's default configuration for the test, whatever another test configured."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
