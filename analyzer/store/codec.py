@@ -1,39 +1,40 @@
 """Rows ⇄ domain dataclasses for the SQL stores.
 
-Each ``*_params`` function turns a dataclass into named SQL parameters (its table's columns);
-each ``*_from_row`` builds the dataclass back from a row. Nested values (sides, stages,
-metadata, results, evidence) are JSON text; numpy scalars and arrays become plain numbers and
-lists; times stay floats (seconds since the epoch). A row that cannot be decoded raises
-``ValueError`` (the store reports it as :class:`~analyzer.errors.StoreError`).
+One :class:`Table` per stored dataclass maps its fields to the table's columns in field order:
+``params`` turns a value into named SQL parameters, ``from_row`` builds it back from a row. How
+a field is stored follows its type: numbers and strings as they are, enums by value, bytes as a
+blob, nested values (sides, stages, metadata, results, evidence) as JSON text — numpy scalars and
+arrays become plain numbers and lists; times stay floats (seconds since the epoch). A row that
+cannot be decoded raises ``ValueError`` (the store reports it as
+:class:`~analyzer.errors.StoreError`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
-from typing import Any, Protocol
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from analyzer.model import (
-    Action,
-    Canary,
-    Decision,
-    Delivery,
-    DeliveryState,
-    Mode,
-    Phase,
-    Side,
-    Stage,
-    Tick,
-    Verdict,
-)
+from analyzer.model import Canary, Decision, Delivery, Side, Stage, Tick
 from analyzer.store import ConfigVersion
 
 __all__ = [
+    "CANARIES",
     "CANARY_COLUMNS",
+    "CONFIGS",
+    "DECISIONS",
     "DECISION_COLUMNS",
+    "DELIVERIES",
     "DELIVERY_COLUMNS",
+    "TICKS",
     "TICK_COLUMNS",
+    "Table",
     "canary_from_row",
     "canary_params",
     "config_from_row",
@@ -48,35 +49,13 @@ __all__ = [
     "tick_params",
 ]
 
+_T = TypeVar("_T")
+
 
 class Row(Protocol):
     """A result row addressable by column name (``sqlite3.Row`` qualifies)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
-
-
-CANARY_COLUMNS = (
-    "id", "name", "service", "config_name", "config_hash", "baseline", "canary", "stages",
-    "webhook_url", "mode", "metadata", "variables", "created_at", "phase", "stage_index",
-    "stage_started_at", "analysis_started_at", "paused_from", "decision_seq", "tick_seq",
-    "last_reason", "last_score", "updated_at", "paused_at", "intervals_scored",
-)  # fmt: skip
-"""The canaries columns that mirror :class:`Canary` (the table also keeps ``registration``)."""
-
-TICK_COLUMNS = (
-    "canary_id", "seq", "at", "phase", "stage_index", "verdict", "score", "reason", "results",
-    "duration_s",
-)  # fmt: skip
-
-DECISION_COLUMNS = (
-    "canary_id", "seq", "action", "reason", "score", "stage_index", "weight", "decided_at",
-    "phase_after", "evidence",
-)  # fmt: skip
-
-DELIVERY_COLUMNS = (
-    "delivery_id", "canary_id", "seq", "event", "url", "body", "state", "attempts",
-    "next_attempt_at", "last_error", "created_at", "delivered_at",
-)  # fmt: skip
 
 
 # JSON ----------------------------------------------------------------------------------------
@@ -101,32 +80,7 @@ def load_json(text: str) -> Any:
     return json.loads(text)
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-# configs -------------------------------------------------------------------------------------
-def config_params(version: ConfigVersion) -> dict[str, object]:
-    """Named parameters for the ``configs`` table."""
-    return {
-        "name": version.name,
-        "hash": version.hash,
-        "body": dump_json(version.body),
-        "created_at": version.created_at,
-    }
-
-
-def config_from_row(row: Row) -> ConfigVersion:
-    """A config version from a ``configs`` row."""
-    return ConfigVersion(
-        name=row["name"],
-        hash=row["hash"],
-        body=load_json(row["body"]),
-        created_at=float(row["created_at"]),
-    )
-
-
-# canaries ------------------------------------------------------------------------------------
+# nested values ------------------------------------------------------------------------------------
 def _side_json(side: Side) -> str:
     return dump_json({"labels": side.labels, "targets": list(side.targets)})
 
@@ -147,172 +101,95 @@ def _stages(text: str) -> tuple[Stage, ...]:
     )
 
 
-def canary_params(canary: Canary) -> dict[str, object]:
-    """Named parameters for the :data:`CANARY_COLUMNS` of a canary."""
-    stages = canary.stages
-    return {
-        "id": canary.id,
-        "name": canary.name,
-        "service": canary.service,
-        "config_name": canary.config_name,
-        "config_hash": canary.config_hash,
-        "baseline": _side_json(canary.baseline),
-        "canary": _side_json(canary.canary),
-        "stages": dump_json(
-            [
-                {"weight": s.weight, "duration_s": s.duration_s, "min_duration_s": s.min_duration_s}
-                for s in stages
-            ]
-        ),
-        "webhook_url": canary.webhook_url,
-        "mode": canary.mode.value,
-        "metadata": dump_json(canary.metadata),
-        "variables": dump_json(canary.variables),
-        "created_at": canary.created_at,
-        "phase": canary.phase.value,
-        "stage_index": canary.stage_index,
-        "stage_started_at": canary.stage_started_at,
-        "analysis_started_at": canary.analysis_started_at,
-        "paused_from": None if canary.paused_from is None else canary.paused_from.value,
-        "decision_seq": canary.decision_seq,
-        "tick_seq": canary.tick_seq,
-        "last_reason": canary.last_reason,
-        "last_score": canary.last_score,
-        "updated_at": canary.updated_at,
-        "paused_at": canary.paused_at,
-        "intervals_scored": canary.intervals_scored,
-    }
-
-
-def canary_from_row(row: Row) -> Canary:
-    """A canary from a ``canaries`` row."""
-    paused_from = row["paused_from"]
-    return Canary(
-        id=row["id"],
-        name=row["name"],
-        service=row["service"],
-        config_name=row["config_name"],
-        config_hash=row["config_hash"],
-        baseline=_side(row["baseline"]),
-        canary=_side(row["canary"]),
-        stages=_stages(row["stages"]),
-        webhook_url=row["webhook_url"],
-        mode=Mode(row["mode"]),
-        metadata=load_json(row["metadata"]),
-        variables=load_json(row["variables"]),
-        created_at=float(row["created_at"]),
-        phase=Phase(row["phase"]),
-        stage_index=int(row["stage_index"]),
-        stage_started_at=float(row["stage_started_at"]),
-        analysis_started_at=_optional_float(row["analysis_started_at"]),
-        paused_from=None if paused_from is None else Phase(paused_from),
-        decision_seq=int(row["decision_seq"]),
-        tick_seq=int(row["tick_seq"]),
-        last_reason=row["last_reason"],
-        last_score=_optional_float(row["last_score"]),
-        updated_at=float(row["updated_at"]),
-        paused_at=_optional_float(row["paused_at"]),
-        intervals_scored=int(row["intervals_scored"]),
+def _stages_json(stages: tuple[Stage, ...]) -> str:
+    return dump_json(
+        [
+            {"weight": s.weight, "duration_s": s.duration_s, "min_duration_s": s.min_duration_s}
+            for s in stages
+        ]
     )
 
 
-# ticks and decisions -------------------------------------------------------------------------
-def tick_params(tick: Tick) -> dict[str, object]:
-    """Named parameters for the ``ticks`` table."""
-    return {
-        "canary_id": tick.canary_id,
-        "seq": tick.seq,
-        "at": tick.at,
-        "phase": tick.phase.value,
-        "stage_index": tick.stage_index,
-        "verdict": tick.verdict.value,
-        "score": tick.score,
-        "reason": tick.reason,
-        "results": dump_json(tick.results),
-        "duration_s": tick.duration_s,
-    }
+# tables --------------------------------------------------------------------------------------
+Codec = tuple[Callable[[Any], object], Callable[[Any], Any]]
 
 
-def tick_from_row(row: Row) -> Tick:
-    """A tick from a ``ticks`` row."""
-    return Tick(
-        canary_id=row["canary_id"],
-        seq=int(row["seq"]),
-        at=float(row["at"]),
-        phase=Phase(row["phase"]),
-        stage_index=int(row["stage_index"]),
-        verdict=Verdict(row["verdict"]),
-        score=_optional_float(row["score"]),
-        reason=row["reason"],
-        results=load_json(row["results"]),
-        duration_s=float(row["duration_s"]),
-    )
+def _same(value: Any) -> Any:
+    return value
 
 
-def decision_params(decision: Decision) -> dict[str, object]:
-    """Named parameters for the ``decisions`` table."""
-    return {
-        "canary_id": decision.canary_id,
-        "seq": decision.seq,
-        "action": decision.action.value,
-        "reason": decision.reason,
-        "score": decision.score,
-        "stage_index": decision.stage_index,
-        "weight": decision.weight,
-        "decided_at": decision.decided_at,
-        "phase_after": decision.phase_after.value,
-        "evidence": dump_json(decision.evidence),
-    }
+def _codec(hint: Any) -> Codec:
+    """How a field of type ``hint`` is written to and read from its column."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        inner_write, inner_read = _codec(next(a for a in args if a is not type(None)))
+        return (
+            lambda v: None if v is None else inner_write(v),
+            lambda v: None if v is None else inner_read(v),
+        )
+    if hint is Side:
+        return _side_json, _side
+    if typing.get_origin(hint) is tuple and args and args[0] is Stage:
+        return _stages_json, _stages
+    if typing.get_origin(hint) is dict or hint is dict:
+        return dump_json, load_json
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return (lambda v: v.value), hint
+    if hint is bytes:
+        return bytes, bytes
+    if hint in (int, float):
+        return _same, hint
+    if hint is str:
+        return _same, _same
+    raise TypeError(f"no column codec for {hint!r}")
 
 
-def decision_from_row(row: Row) -> Decision:
-    """A decision from a ``decisions`` row."""
-    return Decision(
-        canary_id=row["canary_id"],
-        seq=int(row["seq"]),
-        action=Action(row["action"]),
-        reason=row["reason"],
-        score=_optional_float(row["score"]),
-        stage_index=int(row["stage_index"]),
-        weight=float(row["weight"]),
-        decided_at=float(row["decided_at"]),
-        phase_after=Phase(row["phase_after"]),
-        evidence=load_json(row["evidence"]),
-    )
+@dataclasses.dataclass(frozen=True)
+class Table(Generic[_T]):
+    """A dataclass stored as one row: its fields are the columns."""
+
+    cls: type[_T]
+    columns: tuple[str, ...]
+    codecs: tuple[Codec, ...]
+
+    @classmethod
+    def of(cls, kind: type[_T]) -> Table[_T]:
+        """The table of a dataclass, from its fields and their types."""
+        hints = typing.get_type_hints(kind)
+        names = tuple(f.name for f in dataclasses.fields(typing.cast(Any, kind)))
+        return cls(kind, names, tuple(_codec(hints[name]) for name in names))
+
+    def params(self, value: _T) -> dict[str, object]:
+        """Named SQL parameters: one per column."""
+        return {
+            name: write(getattr(value, name))
+            for name, (write, _) in zip(self.columns, self.codecs, strict=True)
+        }
+
+    def from_row(self, row: Row) -> _T:
+        """The dataclass back from a row addressable by column name."""
+        return self.cls(
+            **{
+                name: read(row[name])
+                for name, (_, read) in zip(self.columns, self.codecs, strict=True)
+            }
+        )
 
 
-# outbox --------------------------------------------------------------------------------------
-def delivery_params(delivery: Delivery) -> dict[str, object]:
-    """Named parameters for the ``outbox`` table."""
-    return {
-        "delivery_id": delivery.delivery_id,
-        "canary_id": delivery.canary_id,
-        "seq": delivery.seq,
-        "event": delivery.event,
-        "url": delivery.url,
-        "body": bytes(delivery.body),
-        "state": delivery.state.value,
-        "attempts": delivery.attempts,
-        "next_attempt_at": delivery.next_attempt_at,
-        "last_error": delivery.last_error,
-        "created_at": delivery.created_at,
-        "delivered_at": delivery.delivered_at,
-    }
+CONFIGS = Table.of(ConfigVersion)
+CANARIES = Table.of(Canary)
+"""The canaries columns that mirror :class:`Canary` (the table also keeps ``registration``)."""
+TICKS = Table.of(Tick)
+DECISIONS = Table.of(Decision)
+DELIVERIES = Table.of(Delivery)
 
+CANARY_COLUMNS = CANARIES.columns
+TICK_COLUMNS = TICKS.columns
+DECISION_COLUMNS = DECISIONS.columns
+DELIVERY_COLUMNS = DELIVERIES.columns
 
-def delivery_from_row(row: Row) -> Delivery:
-    """A delivery from an ``outbox`` row."""
-    return Delivery(
-        delivery_id=row["delivery_id"],
-        canary_id=row["canary_id"],
-        seq=int(row["seq"]),
-        event=row["event"],
-        url=row["url"],
-        body=bytes(row["body"]),
-        state=DeliveryState(row["state"]),
-        attempts=int(row["attempts"]),
-        next_attempt_at=float(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        created_at=float(row["created_at"]),
-        delivered_at=_optional_float(row["delivered_at"]),
-    )
+config_params, config_from_row = CONFIGS.params, CONFIGS.from_row
+canary_params, canary_from_row = CANARIES.params, CANARIES.from_row
+tick_params, tick_from_row = TICKS.params, TICKS.from_row
+decision_params, decision_from_row = DECISIONS.params, DECISIONS.from_row
+delivery_params, delivery_from_row = DELIVERIES.params, DELIVERIES.from_row
