@@ -1,10 +1,9 @@
 """The embedded store: one SQLite file in WAL mode, driven from one worker thread.
 
-Every public method is a coroutine that runs its SQL on a single dedicated thread (a
-one-worker executor), so the event loop never blocks on disk and the connection is only ever
-touched by the thread that opened it. Because that thread runs one job at a time, writes from
-many tasks are serialised in-process; ``BEGIN IMMEDIATE`` and ``busy_timeout`` serialise them
-against other processes on the same file.
+Every public method is a coroutine that runs its SQL on the file's own thread
+(:class:`~analyzer.store.sqlite_thread.SqliteThread`), so the event loop never blocks on disk;
+writes are serialised in-process by that thread and against other processes by
+``BEGIN IMMEDIATE`` and ``busy_timeout``.
 
 Fencing: :meth:`SqliteStore.save_tick` and :meth:`SqliteStore.save_decision` read the stored
 canary's ``tick_seq`` and ``decision_seq`` inside their write transaction and raise
@@ -13,18 +12,13 @@ from: ``expected_tick_seq`` and the decision count before this tick for a tick;
 ``expected_decision_seq`` and the unchanged ``tick_seq`` for an out-of-tick decision. So a tick
 cannot overwrite an abort that landed while it was judging, nor the reverse.
 
-sqlite3 errors (and rows that do not decode) become :class:`~analyzer.errors.StoreError` in
-:func:`_mapped`, the one place that translates them.
+sqlite3 errors (and rows that do not decode) become :class:`~analyzer.errors.StoreError`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from analyzer.errors import Conflict, NotFound, StoreError
@@ -48,14 +42,11 @@ from analyzer.store.codec import (
     tick_from_row,
     tick_params,
 )
-from analyzer.store.migrations import apply_migrations
+from analyzer.store.sqlite_thread import SqliteThread, immediate
 
 __all__ = ["SqliteStore"]
 
 _T = TypeVar("_T")
-
-BUSY_TIMEOUT_MS = 5_000
-"""How long a writer waits for another process's write lock before failing."""
 
 
 # SQL built from the codec's column tuples (module constants, never user input) -----------------
@@ -91,30 +82,6 @@ _DUE_DELIVERIES = """SELECT o.* FROM outbox AS o
     LIMIT ?"""
 
 
-# the one translation seam ----------------------------------------------------------------------
-def _mapped(work: Callable[[], _T]) -> _T:
-    """Run ``work``, turning sqlite3 and decoding errors into :class:`StoreError`."""
-    try:
-        return work()
-    except sqlite3.Error as exc:
-        raise StoreError(f"sqlite: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"stored data does not fit the model: {exc!r}") from exc
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking the write lock up front; rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _check_fence(
     conn: sqlite3.Connection, canary_id: str, *, tick_seq: int, decision_seq: int
 ) -> None:
@@ -144,71 +111,15 @@ class SqliteStore:
     """The :class:`~analyzer.store.Store` on one SQLite file (``path``)."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._thread = SqliteThread(path)
 
-    # plumbing ----------------------------------------------------------------------------------
-    async def _submit(self, work: Callable[[], _T]) -> _T:
-        executor = self._executor
-        if executor is None:
-            raise StoreError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, _mapped, work)
-
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work(connection)`` on the store's thread."""
-        return await self._submit(lambda: work(self._connection()))
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError("the store is not open")
-        return self._conn
-
-    def _connect(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal" and self._path != ":memory:":
-                raise StoreError(f"{self._path}: WAL journal mode unavailable (got {mode!r})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            apply_migrations(conn, now=time.time())
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.execute("PRAGMA optimize")
-            conn.close()
-
-    # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the file (creating it), set the pragmas and apply pending migrations."""
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canaryd-sqlite")
-        try:
-            await self._submit(self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._thread.open()
 
     async def close(self) -> None:
         """Close the connection (checkpointing the WAL) and stop the thread."""
-        executor = self._executor
-        if executor is None:
-            return
-        try:
-            await self._submit(self._disconnect)
-        finally:
-            self._executor = None
-            executor.shutdown(wait=False)
+        await self._thread.close()
 
     # configs -----------------------------------------------------------------------------------
     async def put_config(self, version: ConfigVersion) -> None:
@@ -216,7 +127,7 @@ class SqliteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             params = config_params(version)
-            with _immediate(conn):
+            with immediate(conn):
                 conn.execute(
                     "INSERT OR IGNORE INTO configs (name, hash, body, created_at)"
                     " VALUES (:name, :hash, :body, :created_at)",
@@ -228,17 +139,17 @@ class SqliteStore:
                     (version.name, version.hash),
                 )
 
-        await self._run(work)
+        await self._thread.run(work)
 
     async def get_config(self, name: str) -> ConfigVersion | None:
         """The current version of a named config."""
-        return await self._fetch_one(
+        return await self._thread.fetch_one(
             f"{_CURRENT_CONFIGS} WHERE p.name = ?", (name,), config_from_row
         )
 
     async def get_config_version(self, config_hash: str) -> ConfigVersion | None:
         """A config by content hash (the first stored with that hash)."""
-        return await self._fetch_one(
+        return await self._thread.fetch_one(
             "SELECT * FROM configs WHERE hash = ? ORDER BY created_at, name LIMIT 1",
             (config_hash,),
             config_from_row,
@@ -246,7 +157,9 @@ class SqliteStore:
 
     async def list_configs(self) -> list[ConfigVersion]:
         """Current version of every named config, by name."""
-        return await self._fetch_all(f"{_CURRENT_CONFIGS} ORDER BY c.name", (), config_from_row)
+        return await self._thread.fetch_all(
+            f"{_CURRENT_CONFIGS} ORDER BY c.name", (), config_from_row
+        )
 
     # canaries ----------------------------------------------------------------------------------
     async def create_canary(self, canary: Canary, registration: dict[str, Any]) -> None:
@@ -254,22 +167,22 @@ class SqliteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             params = {**canary_params(canary), "registration": dump_json(registration)}
-            with _immediate(conn):
+            with immediate(conn):
                 if conn.execute("SELECT 1 FROM canaries WHERE id = ?", (canary.id,)).fetchone():
                     raise Conflict(f"canary {canary.id!r} already exists")
                 conn.execute(_INSERT_CANARY, params)
 
-        await self._run(work)
+        await self._thread.run(work)
 
     async def get_canary(self, canary_id: str) -> Canary | None:
         """One canary's current state."""
-        return await self._fetch_one(
+        return await self._thread.fetch_one(
             "SELECT * FROM canaries WHERE id = ?", (canary_id,), canary_from_row
         )
 
     async def get_registration(self, canary_id: str) -> dict[str, Any] | None:
         """The registration body a canary was created from (beyond the Store protocol)."""
-        return await self._fetch_one(
+        return await self._thread.fetch_one(
             "SELECT registration FROM canaries WHERE id = ?",
             (canary_id,),
             lambda row: _json_object(row["registration"]),
@@ -278,10 +191,10 @@ class SqliteStore:
     async def list_canaries(self, phase: Phase | None = None) -> list[Canary]:
         """All canaries (optionally in one phase), newest first."""
         if phase is None:
-            return await self._fetch_all(
+            return await self._thread.fetch_all(
                 "SELECT * FROM canaries ORDER BY created_at DESC, rowid DESC", (), canary_from_row
             )
-        return await self._fetch_all(
+        return await self._thread.fetch_all(
             "SELECT * FROM canaries WHERE phase = ? ORDER BY created_at DESC, rowid DESC",
             (phase.value,),
             canary_from_row,
@@ -303,7 +216,7 @@ class SqliteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             params = (canary_params(canary), tick_params(tick))
-            with _immediate(conn):
+            with immediate(conn):
                 _check_fence(
                     conn, canary.id, tick_seq=expected_tick_seq, decision_seq=decisions_before
                 )
@@ -312,7 +225,7 @@ class SqliteStore:
                 if decision is not None:
                     _insert_decision(conn, decision, delivery)
 
-        await self._run(work)
+        await self._thread.run(work)
 
     async def save_decision(
         self,
@@ -326,18 +239,18 @@ class SqliteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             params = canary_params(canary)
-            with _immediate(conn):
+            with immediate(conn):
                 _check_fence(
                     conn, canary.id, tick_seq=canary.tick_seq, decision_seq=expected_decision_seq
                 )
                 conn.execute(_UPDATE_CANARY, params)
                 _insert_decision(conn, decision, delivery)
 
-        await self._run(work)
+        await self._thread.run(work)
 
     async def list_ticks(self, canary_id: str, limit: int = 1000) -> list[Tick]:
         """A canary's ticks, oldest first (the newest ``limit``)."""
-        return await self._fetch_all(
+        return await self._thread.fetch_all(
             "SELECT * FROM (SELECT * FROM ticks WHERE canary_id = ? ORDER BY seq DESC LIMIT ?)"
             " ORDER BY seq",
             (canary_id, limit),
@@ -346,7 +259,7 @@ class SqliteStore:
 
     async def list_decisions(self, canary_id: str) -> list[Decision]:
         """A canary's decisions in order."""
-        return await self._fetch_all(
+        return await self._thread.fetch_all(
             "SELECT * FROM decisions WHERE canary_id = ? ORDER BY seq",
             (canary_id,),
             decision_from_row,
@@ -355,13 +268,13 @@ class SqliteStore:
     # outbox ------------------------------------------------------------------------------------
     async def list_deliveries(self, canary_id: str) -> list[Delivery]:
         """A canary's deliveries in decision order."""
-        return await self._fetch_all(
+        return await self._thread.fetch_all(
             "SELECT * FROM outbox WHERE canary_id = ? ORDER BY seq", (canary_id,), delivery_from_row
         )
 
     async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
         """Per canary the oldest pending delivery, if due by ``now``; oldest first."""
-        return await self._fetch_all(_DUE_DELIVERIES, (now, limit), delivery_from_row)
+        return await self._thread.fetch_all(_DUE_DELIVERIES, (now, limit), delivery_from_row)
 
     async def update_delivery(self, delivery: Delivery) -> None:
         """Record an attempt's outcome; :class:`NotFound` if the delivery is unknown."""
@@ -370,31 +283,16 @@ class SqliteStore:
             if conn.execute(_UPDATE_DELIVERY, delivery_params(delivery)).rowcount == 0:
                 raise NotFound(f"no delivery {delivery.delivery_id!r}")
 
-        await self._run(work)
+        await self._thread.run(work)
 
     async def delivery_counts(self) -> dict[str, int]:
         """Number of deliveries by state, every state present."""
-        rows = await self._fetch_all(
+        rows = await self._thread.fetch_all(
             "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state",
             (),
             lambda row: (str(row["state"]), int(row["n"])),
         )
         return {**{state.value: 0 for state in DeliveryState}, **dict(rows)}
-
-    # reads, decoded on the store's thread so decoding errors map like the rest -------------
-    async def _fetch_one(
-        self, sql: str, params: Sequence[object], decode: Callable[[sqlite3.Row], _T]
-    ) -> _T | None:
-        def work(conn: sqlite3.Connection) -> _T | None:
-            row = conn.execute(sql, params).fetchone()
-            return None if row is None else decode(row)
-
-        return await self._run(work)
-
-    async def _fetch_all(
-        self, sql: str, params: Sequence[object], decode: Callable[[sqlite3.Row], _T]
-    ) -> list[_T]:
-        return await self._run(lambda conn: [decode(row) for row in conn.execute(sql, params)])
 
 
 def _json_object(text: str) -> dict[str, Any]:
