@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from analyzer.daemon import Daemon
 from analyzer.logs import configure_logging
 from analyzer.settings import Settings
-from analyzer.webhooks import verify
+from analyzer.webhook_message import verify
 
 __all__ = [
     "DEMO_CONFIG",

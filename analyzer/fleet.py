@@ -22,7 +22,7 @@ from analyzer.lifecycle import Step, apply_action
 from analyzer.model import Action, Canary, Decision, Delivery, Mode, Phase, Side, Stage, Tick
 from analyzer.store import Store
 from analyzer.telemetry import Telemetry
-from analyzer.webhooks import make_delivery
+from analyzer.webhook_message import make_delivery
 
 __all__ = ["Fleet", "Registration"]
 
