@@ -14,18 +14,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from analyzer.backtest import backtest, check_step, format_summary, format_table, summarize
-from analyzer.errors import InvalidInput, SourceError
-from analyzer.judgeconfig import (
+from analyzer.configs.judgeconfig import (
     JudgeConfig,
     config_hash,
     load_config,
     parse_duration,
     validation_message,
 )
-from analyzer.kayenta import judge_request, parse_request, render_result
+from analyzer.errors import InvalidInput, SourceError
 from analyzer.model import Stage
-from analyzer.recording import Recording, load_recording, write_recording
+from analyzer.offline.backtest import backtest, check_step, format_summary, format_table, summarize
+from analyzer.offline.recording import Recording, load_recording, write_recording
+from analyzer.offline.remote_judge import judge_request, parse_request, render_result
 
 __all__ = ["main"]
 
@@ -69,7 +69,7 @@ def _cmd_serve(_args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from analyzer.demo import run_demo  # noqa: PLC0415 — only the demo needs the simulators
+    from analyzer.demo.run import run_demo  # noqa: PLC0415 — only the demo needs the simulators
 
     return asyncio.run(run_demo(keep=args.keep, timeout_s=args.timeout))
 
@@ -195,7 +195,7 @@ _CAPTURE_FLAGS = {
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from analyzer.capture import capture  # noqa: PLC0415 — only capture needs the client
+    from analyzer.offline.capture import capture  # noqa: PLC0415 — only capture needs the client
 
     config = load_config(Path(args.config))
     try:

@@ -22,18 +22,19 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from analyzer.api.app import ApiContext, build_app, parse_tokens
-from analyzer.catalog import Catalog
+from analyzer.api.app import ApiContext, build_app
+from analyzer.api.auth import parse_tokens
 from analyzer.clock import Clock, SystemClock
-from analyzer.fleet import Fleet
-from analyzer.scheduler import Scheduler
+from analyzer.configs.catalog import Catalog
 from analyzer.settings import Settings
-from analyzer.sources import MetricSource
 from analyzer.sources.prometheus import PrometheusSource
+from analyzer.sources.protocol import MetricSource
 from analyzer.sources.scrape import ScrapeSource
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from analyzer.webhooks import WebhookDispatcher
+from analyzer.tick.fleet import Fleet
+from analyzer.tick.scheduler import Scheduler
+from analyzer.webhooks.dispatcher import WebhookDispatcher
 
 __all__ = ["Daemon"]
 

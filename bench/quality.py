@@ -45,16 +45,10 @@ if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
 
 from bench.scenarios import generate  # noqa: E402
 
-from analyzer.backtest import (  # noqa: E402 — after the path fix above
-    BacktestOutcome,
-    BacktestVerdict,
-    Summary,
-    backtest,
-    summarize,
-)
-from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY  # noqa: E402
-from analyzer.judgeconfig import JudgeConfig, parse_config  # noqa: E402
-from analyzer.recording import parse_recording  # noqa: E402
+from analyzer.configs.judgeconfig import JudgeConfig, parse_config  # noqa: E402
+from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY  # noqa: E402
+from analyzer.offline.backtest import BacktestOutcome, BacktestVerdict, Summary, backtest, summarize  # noqa: E402
+from analyzer.offline.recording import parse_recording  # noqa: E402
 
 _COMMON = {"step": "60s", "analysis_interval": "5m", "alpha": 0.05, "on_inconclusive": "pause"}
 

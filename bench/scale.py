@@ -58,18 +58,18 @@ import structlog
 if str(Path(__file__).resolve().parent) in sys.path:
     sys.path.remove(str(Path(__file__).resolve().parent))
 
-from analyzer.catalog import Catalog
 from analyzer.clock import SystemClock
-from analyzer.fleet import Fleet, Registration
-from analyzer.judgeconfig import parse_config
-from analyzer.lifecycle import Step, interval_index
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import parse_config
 from analyzer.logs import configure_logging
 from analyzer.model import Canary, Phase, Side, Stage, Tick, Window
-from analyzer.scheduler import Due, Scheduler
-from analyzer.sources import FetchRequest
 from analyzer.sources.prometheus import PrometheusSource
+from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
+from analyzer.tick.fleet import Fleet, Registration
+from analyzer.tick.lifecycle import Step, interval_index
+from analyzer.tick.scheduler import Due, Scheduler
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent

@@ -54,7 +54,7 @@ from aiohttp import web
 if str(Path(__file__).resolve().parent) in sys.path:
     sys.path.remove(str(Path(__file__).resolve().parent))
 
-from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
+from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
@@ -114,7 +114,7 @@ def _sample(daemon: Any, scheduler_type: type) -> dict[str, Any]:
 
 
 async def _sampler(daemon: Any, path: Path, every_s: float, stop: asyncio.Event) -> None:
-    from analyzer.scheduler import Scheduler  # noqa: PLC0415 — the child's imports only
+    from analyzer.tick.scheduler import Scheduler  # noqa: PLC0415 — the child's imports only
 
     with path.open("a", encoding="utf-8") as out:
         while not stop.is_set():

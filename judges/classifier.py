@@ -33,10 +33,10 @@ import numpy.typing as npt
 from judges.arrays import FloatArray
 from judges.judgement import Evidence, MetricJudgement, StatsArrays, Verdicts
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
-from judges.mannwhitney import mann_whitney_arrays
+from judges.mannwhitney.ranksum import mann_whitney_arrays
 from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, describe, prepare
 
-__all__ = ["MannWhitneyOptions", "MetricJudgement", "classify", "classify_stacked"]
+__all__ = ["MannWhitneyOptions", "classify", "classify_stacked"]
 
 _NO_EFFECT = {EffectMeasure.MEAN_RATIO: 1.0, EffectMeasure.CLES: 0.5}
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from judges.arrays import FloatArray
 from judges.labels import EffectMeasure, Label
-from judges.mannwhitney import MannWhitneyArrays, MannWhitneyResult
+from judges.mannwhitney.ranksum import MannWhitneyArrays, MannWhitneyResult
 from judges.preprocessing import Stats, describe
 
 __all__ = ["Evidence", "MetricJudgement", "StatsArrays", "Verdicts", "reason_text"]

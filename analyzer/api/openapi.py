@@ -17,7 +17,7 @@ from analyzer.api.schemas import (
     ValidateOut,
     VerdictOut,
 )
-from analyzer.judgeconfig import JudgeConfig
+from analyzer.configs.judgeconfig import JudgeConfig
 
 __all__ = ["openapi_document"]
 

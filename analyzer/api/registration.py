@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.api.schemas import RegisterRequest, SideIn
-from analyzer.catalog import Catalog
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.errors import InvalidInput, NotFound
-from analyzer.fleet import Registration
-from analyzer.judgeconfig import JudgeConfig, parse_config
 from analyzer.model import Mode, Side, Stage
-from analyzer.sources.promql import render, selector
+from analyzer.sources.promql.render import render, selector
 from analyzer.sources.scrape import check_supported
-from analyzer.webhooks import check_webhook_url
+from analyzer.tick.fleet import Registration
+from analyzer.webhooks.policy import check_webhook_url
 
 __all__ = ["build_registration"]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analyzer.judgeconfig import Duration
+from analyzer.configs.judgeconfig import Duration
 from analyzer.model import Canary, Decision, Delivery, Mode, Phase, Tick
 
 __all__ = [

@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.model import FloatArray, MetricData, Window
-from analyzer.recording import Recording
-from analyzer.sources import FetchRequest, MetricQuery
-from analyzer.sources.prometheus import OUTPUT_KEYS, ROLES, SIDES, Grid
+from analyzer.offline.recording import Recording
+from analyzer.sources.protocol import FetchRequest, MetricQuery
+from analyzer.sources.window import OUTPUT_KEYS, ROLES, SIDES, Grid
 
 __all__ = ["ReplaySource"]
 

@@ -33,25 +33,18 @@ from yarl import URL
 from analyzer.clock import Clock
 from analyzer.errors import InvalidInput, SourceError, SourcePayloadError, SourceUnavailable
 from analyzer.model import Side, Window
-from analyzer.sources import FetchRequest
-from analyzer.sources.prometheus import (
-    SIDES,
-    Grid,
-    Outcome,
-    assemble_window,
-    map_client_errors,
-    render_request,
-    sides,
-)
-from analyzer.sources.promql import (
+from analyzer.sources.http import map_client_errors
+from analyzer.sources.promql.parse import (
     CounterQuery,
     GaugeQuery,
     HistogramQuery,
     Query,
     Selector,
-    duration,
     parse,
 )
+from analyzer.sources.promql.render import duration
+from analyzer.sources.protocol import FetchRequest
+from analyzer.sources.window import SIDES, Grid, Outcome, assemble_window, render_request, sides
 
 __all__ = ["ScrapeSource", "bucket_quantile", "check_supported"]
 

@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from analyzer.model import Canary, Decision, Delivery, Side, Stage, Tick
-from analyzer.store import ConfigVersion
+from analyzer.store.protocol import ConfigVersion
 
 __all__ = [
     "CANARIES",

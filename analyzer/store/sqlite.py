@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from analyzer.errors import Conflict, NotFound, StoreError
 from analyzer.model import Canary, Decision, Delivery, DeliveryState, Phase, Tick
-from analyzer.store import ConfigVersion
 from analyzer.store.codec import (
     CANARY_COLUMNS,
     DECISION_COLUMNS,
@@ -42,6 +41,7 @@ from analyzer.store.codec import (
     tick_from_row,
     tick_params,
 )
+from analyzer.store.protocol import ConfigVersion
 from analyzer.store.sqlite_thread import SqliteThread, immediate
 
 __all__ = ["SqliteStore"]

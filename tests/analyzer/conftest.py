@@ -17,8 +17,8 @@ import pytest
 import structlog
 from fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
 
-from analyzer.catalog import Catalog
-from analyzer.judgeconfig import JudgeConfig, parse_config
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 

@@ -19,11 +19,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from analyzer.clock import FakeClock
-from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
-from analyzer.judgeconfig import JudgeConfig
+from analyzer.configs.judgeconfig import JudgeConfig
+from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
 from analyzer.model import FloatArray, MetricData, Window
-from analyzer.sources import FetchRequest
-from analyzer.webhooks import verify
+from analyzer.sources.protocol import FetchRequest
+from analyzer.webhooks.message import verify
 
 T0 = 1_767_225_600.0
 """2026-01-01T00:00:00Z, where every fake clock starts."""

@@ -15,15 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, config_body
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer.api.app import ApiContext, build_app, parse_tokens
-from analyzer.catalog import Catalog
-from analyzer.fleet import Fleet
-from analyzer.judgeconfig import config_hash, parse_config
-from analyzer.scheduler import Scheduler
-from analyzer.sources import FetchRequest
-from analyzer.sources.promql import CounterQuery, HistogramQuery, parse, render
+from analyzer.api.app import ApiContext, build_app
+from analyzer.api.auth import parse_tokens
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import config_hash, parse_config
+from analyzer.sources.promql.parse import CounterQuery, HistogramQuery, parse
+from analyzer.sources.promql.render import render
+from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
+from analyzer.tick.fleet import Fleet
+from analyzer.tick.scheduler import Scheduler
 
 ROOT = "root-7d1f"
 """A token with every scope."""

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analyzer.backtest import (
+from analyzer.cli import main
+from analyzer.configs.judgeconfig import JudgeConfig, load_config, parse_config
+from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
+from analyzer.errors import InvalidInput
+from analyzer.model import Canary, MetricData, Mode, Phase, Side, Stage
+from analyzer.offline.backtest import (
     BacktestOutcome,
     BacktestVerdict,
     backtest,
@@ -21,17 +26,12 @@ from analyzer.backtest import (
     format_table,
     summarize,
     wilson_interval,
-    window_bounds,
 )
-from analyzer.cli import main
-from analyzer.demo import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
-from analyzer.errors import InvalidInput
-from analyzer.judgeconfig import JudgeConfig, load_config, parse_config
-from analyzer.model import Canary, MetricData, Mode, Phase, Side, Stage
-from analyzer.recording import Recording, Truth, dump_recording, load_recording
-from analyzer.scheduler import Scheduler
-from analyzer.sources import FetchRequest, MetricQuery
+from analyzer.offline.recording import Recording, Truth, dump_recording, load_recording
+from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.replay import ReplaySource
+from analyzer.tick.lifecycle import window_bounds
+from analyzer.tick.scheduler import Scheduler
 
 ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "fixtures" / "recordings"

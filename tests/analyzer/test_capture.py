@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from analyzer.capture import Captured, capture
 from analyzer.cli import main
+from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.errors import InvalidInput, SourcePayloadError, SourceUnavailable
-from analyzer.judgeconfig import JudgeConfig, parse_config
-from analyzer.recording import load_recording
+from analyzer.offline.capture import Captured, capture
+from analyzer.offline.recording import load_recording
 
 START = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 T0 = START.timestamp()
@@ -181,7 +181,7 @@ class TestCapture:
         self, prometheus: FakePrometheus, tmp_path: Path
     ) -> None:
         """What capture returns is a valid recording; written, it loads back the same."""
-        from analyzer.recording import dump_recording, write_recording
+        from analyzer.offline.recording import dump_recording, write_recording
 
         rec = (await run_capture(prometheus)).recording
         write_recording(rec, tmp_path / "out.json")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from fakes import T0, MakeConfig, Traffic
 
-from analyzer.evaluation import evaluate, per_step_series
-from analyzer.judgeconfig import JudgeConfig
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import MetricData, Side, Window
-from analyzer.sources import FetchRequest, MetricQuery
-from judges import Label
+from analyzer.sources.protocol import FetchRequest, MetricQuery
+from analyzer.tick.evaluation import evaluate, per_step_series
+from judges.labels import Label
 
 STEP = 60.0
 NAN = float("nan")

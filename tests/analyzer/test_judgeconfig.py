@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from analyzer.cli import main
-from analyzer.errors import InvalidInput
-from analyzer.judgeconfig import (
+from analyzer.configs.judgeconfig import (
     JudgeConfig,
     config_hash,
     load_config,
@@ -21,6 +20,7 @@ from analyzer.judgeconfig import (
     parse_duration,
     template_variables,
 )
+from analyzer.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "config"

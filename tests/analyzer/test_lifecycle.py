@@ -10,20 +10,22 @@ from typing import Any
 import pytest
 from fakes import T0, MakeConfig
 
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import Conflict
-from analyzer.evaluation import Evaluation, SequentialOutcome
-from analyzer.judgeconfig import JudgeConfig
-from analyzer.lifecycle import (
+from analyzer.model import Action, Canary, Mode, Phase, Side, Stage, Verdict
+from analyzer.tick.evaluation import Evaluation, SequentialOutcome
+from analyzer.tick.lifecycle import (
     apply_action,
     interval_index,
     next_step,
     stage_ends_at,
     wants_score,
 )
-from analyzer.model import Action, Canary, Mode, Phase, Side, Stage, Verdict
-from analyzer.webhooks import make_delivery
-from judges import Direction, Label, ScoreResult, ThresholdResult, classify_score
-from judges.sequential import SequentialResult
+from analyzer.webhooks.message import make_delivery
+from judges.labels import Direction, Label
+from judges.scorer import ScoreResult, classify_score
+from judges.sequential.result import SequentialResult
+from judges.threshold import ThresholdResult
 
 STEP, INTERVAL, WARMUP, STAGE_S = 60.0, 300.0, 120.0, 600.0
 STAGES = (

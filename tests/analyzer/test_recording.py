@@ -14,7 +14,7 @@ import pytest
 
 from analyzer.errors import InvalidInput
 from analyzer.model import MetricData
-from analyzer.recording import (
+from analyzer.offline.recording import (
     FORMAT,
     Recording,
     Truth,

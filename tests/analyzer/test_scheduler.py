@@ -26,15 +26,15 @@ from fakes import (
     outage,
 )
 
-from analyzer.catalog import Catalog
-from analyzer.fleet import Fleet, Registration
-from analyzer.judgeconfig import JudgeConfig
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import Action, Canary, DeliveryState, Mode, Phase, Side, Stage, Verdict, Window
-from analyzer.scheduler import Scheduler
-from analyzer.sources import FetchRequest
+from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from analyzer.webhooks import WebhookDispatcher
+from analyzer.tick.fleet import Fleet, Registration
+from analyzer.tick.scheduler import Scheduler
+from analyzer.webhooks.dispatcher import WebhookDispatcher
 
 STEP, INTERVAL = 60.0, 300.0
 PUBLIC_URL = "http://canaryd.test:8080"

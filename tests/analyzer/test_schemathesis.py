@@ -34,15 +34,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from analyzer.api.app import ApiContext, build_app, parse_tokens
-from analyzer.catalog import Catalog
-from analyzer.fleet import Fleet
-from analyzer.judgeconfig import parse_config
+from analyzer.api.app import ApiContext, build_app
+from analyzer.api.auth import parse_tokens
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import parse_config
 from analyzer.model import Window
-from analyzer.scheduler import Scheduler
-from analyzer.sources import FetchRequest
+from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
+from analyzer.tick.fleet import Fleet
+from analyzer.tick.scheduler import Scheduler
 
 ROOT = "root-7d1f"
 TOKENS = [ROOT, "act@act-2b9c", "register@reg-51aa", "config@cfg-90de"]

@@ -21,12 +21,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from fakes import WEBHOOK_SECRET, SteppedClock, WebhookReceiver, auth, config_body, registration
 from structlog.testing import capture_logs
 
-from analyzer.api import app as api_app
+from analyzer.api import auth as api_auth
 from analyzer.daemon import Daemon
 from analyzer.errors import InvalidInput
 from analyzer.settings import Settings, load_settings
-from analyzer.sources.promql import CounterQuery, GaugeQuery, HistogramQuery, Query, parse
-from analyzer.webhooks import sign
+from analyzer.sources.promql.parse import CounterQuery, GaugeQuery, HistogramQuery, Query, parse
+from analyzer.webhooks.message import sign
 
 ROOT = "root-tok-5be0c1d7a9"
 ACT = "act-tok-0f3e8a2d"
@@ -251,7 +251,7 @@ class TestBearerTokens:
 
     def test_tokens_are_compared_in_constant_time(self) -> None:
         """The check uses hmac.compare_digest on every token, with no early exit and no ==."""
-        source = inspect.getsource(api_app._require)
+        source = inspect.getsource(api_auth.require_scope)
         assert "hmac.compare_digest(" in source
         assert "break" not in source
         assert not re.search(
@@ -261,7 +261,7 @@ class TestBearerTokens:
     def test_unknown_scope_is_refused(self) -> None:
         """A token entry with an unknown scope stops start-up naming the setting."""
         with pytest.raises(InvalidInput) as caught:
-            api_app.parse_tokens(["admin@tok"])
+            api_auth.parse_tokens(["admin@tok"])
         assert caught.value.field == "CANARYD_API_TOKENS"
 
 

@@ -21,16 +21,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from fakes import BASE_CONFIG, T0, MakeConfig, SteppedClock
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer.api.app import ApiContext, build_app, parse_tokens
-from analyzer.catalog import Catalog
-from analyzer.fleet import Fleet, Registration
-from analyzer.judgeconfig import JudgeConfig
+from analyzer.api.app import ApiContext, build_app
+from analyzer.api.auth import parse_tokens
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import Canary, Mode, Phase, Side, Stage
-from analyzer.scheduler import Scheduler
 from analyzer.sources.prometheus import PrometheusSource
-from analyzer.sources.promql import CounterQuery, HistogramQuery, parse
+from analyzer.sources.promql.parse import CounterQuery, HistogramQuery, parse
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
+from analyzer.tick.fleet import Fleet, Registration
+from analyzer.tick.scheduler import Scheduler
 
 STEP = 60.0
 SOURCE_TIMEOUT_S = 0.25

@@ -37,7 +37,7 @@ import yaml
 from aiohttp import web
 from procs import terminate
 
-from analyzer.demo import SimulatedDeployment
+from analyzer.demo.simulator import SimulatedDeployment
 
 HOST = "127.0.0.1"
 SCRAPE_INTERVAL = "1s"

@@ -39,10 +39,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from analyzer.catalog import Catalog
 from analyzer.clock import SystemClock
-from analyzer.demo import DEMO_CONFIG
-from analyzer.judgeconfig import parse_config
+from analyzer.configs.catalog import Catalog
+from analyzer.configs.judgeconfig import parse_config
+from analyzer.demo.simulator import DEMO_CONFIG
 from analyzer.model import Canary, Side, Stage
 from analyzer.store.sqlite import SqliteStore
 

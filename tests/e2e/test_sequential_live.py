@@ -35,9 +35,9 @@ import pytest
 from aiohttp import web
 
 from analyzer.daemon import Daemon
-from analyzer.demo import SimulatedDeployment
+from analyzer.demo.simulator import SimulatedDeployment
 from analyzer.settings import Settings
-from analyzer.webhooks import verify
+from analyzer.webhooks.message import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -15,18 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judges import (
-    Direction,
-    EffectMeasure,
-    Label,
-    MannWhitneyOptions,
-    MetricJudgement,
-    NanStrategy,
-    OutlierStrategy,
-    classify,
-    classify_stacked,
-    cles,
-)
+from judges.classifier import MannWhitneyOptions, classify, classify_stacked
+from judges.effect import cles
+from judges.judgement import MetricJudgement
+from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -30,25 +30,13 @@ import numpy.typing as npt
 import pytest
 from scipy import special, stats
 
-from judges import (
-    Direction,
-    EffectMeasure,
-    Label,
-    MannWhitneyOptions,
-    NanStrategy,
-    OutlierStrategy,
-    ScoredMetric,
-    classify,
-    cles,
-    describe,
-    iqr_fences,
-    mann_whitney,
-    mannwhitney,
-    mean_ratio,
-    prepare,
-    remove_outliers,
-    score_groups,
-)
+from judges.classifier import MannWhitneyOptions, classify
+from judges.effect import cles, mean_ratio
+from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
+from judges.mannwhitney import ranksum
+from judges.mannwhitney.ranksum import mann_whitney
+from judges.preprocessing import describe, iqr_fences, prepare, remove_outliers
+from judges.scorer import ScoredMetric, score_groups
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -220,9 +208,9 @@ class TestMannWhitneySuite:
         _params([c for c in kv.MANN_WHITNEY_SCALAR_CASES if c.function == "normalInverseCdf"]),
     )
     def test_normal_quantile(self, case: kv.ScalarCase) -> None:
-        """The normal quantile at α/2 matches: Φ⁻¹(p) = −mannwhitney.z_quantile(1 − 2p)."""
+        """The normal quantile at α/2 matches: Φ⁻¹(p) = −ranksum.z_quantile(1 − 2p)."""
         p = case.args["p"]
-        got = -mannwhitney.z_quantile(1.0 - 2.0 * p)
+        got = -ranksum.z_quantile(1.0 - 2.0 * p)
         if case.args.get("negate"):
             got = -got
         assert got == pytest.approx(case.expected, abs=case.abs_tol), case.source
@@ -372,7 +360,7 @@ class TestWilcoxTests:
             assert math.isnan(result.upper), case.source
             assert result.reason == "no data", case.source
             return
-        zq = mannwhitney.z_quantile(case.confidence)
+        zq = ranksum.z_quantile(case.confidence)
         step = 1e-3  # the samples sit on a 1/60 grid, so no other jump lies this close
         x, y = case.experiment, case.control
         assert _w(x, y, result.lower - step) - zq > 0.0 >= _w(x, y, result.lower + step) - zq

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from r_reference import R_CASES, RCase
 from scipy import special, stats
 
-from judges import MannWhitneyResult, mann_whitney, mann_whitney_batch
+from judges.mannwhitney.ranksum import MannWhitneyResult, mann_whitney, mann_whitney_batch
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from judges import bracketing, mann_whitney_batch, merges, orderstats
-from judges.mannwhitney import mann_whitney_arrays
+from judges.mannwhitney import bracketing, merges, orderstats
+from judges.mannwhitney.ranksum import mann_whitney_arrays, mann_whitney_batch
 
 FloatArray = npt.NDArray[np.float64]
 Generator = Callable[[np.random.Generator, tuple[int, int]], FloatArray]

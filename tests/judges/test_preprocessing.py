@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from judges import NanStrategy, OutlierStrategy, describe, iqr_fences, prepare, remove_outliers
+from judges.labels import NanStrategy, OutlierStrategy
+from judges.preprocessing import describe, iqr_fences, prepare, remove_outliers
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -67,10 +67,11 @@ class TestPurity:
 
     def test_package_has_modules(self) -> None:
         """The walk finds the judge modules (so an empty walk cannot pass vacuously)."""
-        names = {p.name for p in SOURCES}
-        assert {"mannwhitney.py", "classifier.py", "scorer.py"} <= names
+        names = {p.relative_to(PACKAGE).as_posix() for p in SOURCES}
+        expected = {"mannwhitney/ranksum.py", "sequential/count.py", "classifier.py", "scorer.py"}
+        assert expected <= names
 
-    @pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+    @pytest.mark.parametrize("path", SOURCES, ids=[p.relative_to(PACKAGE).as_posix() for p in SOURCES])
     def test_module_is_pure(self, path: Path) -> None:
         """No I/O, logging, clock, OS or global-random imports, no numpy.random use."""
         assert violations(path.read_text(encoding="utf-8")) == []

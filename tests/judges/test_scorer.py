@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from judges import Label, ScoreClass, ScoredMetric, ScoreResult, classify_score, score_groups
+from judges.labels import Label, ScoreClass
+from judges.scorer import ScoredMetric, ScoreResult, classify_score, score_groups
 
 
 def _m(

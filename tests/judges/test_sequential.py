@@ -31,10 +31,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize, special, stats
 
-from judges import Direction
-from judges import sequential as seq
-from judges.sequential import e_bonferroni_threshold, sequential_count
-from judges.sequential_mean import sequential_mean
+from judges.labels import Direction
+from judges.sequential import count as seq
+from judges.sequential.count import sequential_count
+from judges.sequential.ebonferroni import e_bonferroni_threshold
+from judges.sequential.mean import sequential_mean
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from judges import Label, ThresholdRule, threshold_counts, threshold_series
+from judges.labels import Label
+from judges.threshold import ThresholdRule, threshold_counts, threshold_series
 
 
 class TestSeries:

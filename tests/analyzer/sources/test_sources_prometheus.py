@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 
 from analyzer.errors import InvalidInput, UnknownVariable
 from analyzer.model import MetricData, Side, Window
-from analyzer.sources import FetchRequest, MetricQuery
 from analyzer.sources.prometheus import PrometheusSource
+from analyzer.sources.protocol import FetchRequest, MetricQuery
 
 T0 = 1_767_225_600.0
 STEP = 60.0

@@ -10,18 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.errors import InvalidInput, UnknownVariable
-from analyzer.sources.promql import (
+from analyzer.sources.promql.parse import (
     SUPPORTED_SHAPES,
     CounterQuery,
     GaugeQuery,
     HistogramQuery,
-    duration,
-    escape,
     parse,
-    render,
-    selector,
     unquote,
 )
+from analyzer.sources.promql.render import duration, escape, render, selector
 
 _MATCHER_HEAD = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"')
 _SIMPLE = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}

@@ -24,8 +24,8 @@ from prometheus_client import (
 from analyzer.clock import FakeClock
 from analyzer.errors import InvalidInput
 from analyzer.model import Side, Window
-from analyzer.sources import FetchRequest, MetricQuery
-from analyzer.sources.promql import SUPPORTED_SHAPES
+from analyzer.sources.promql.parse import SUPPORTED_SHAPES
+from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.scrape import ScrapeSource, bucket_quantile, check_supported
 
 STEP = 60.0

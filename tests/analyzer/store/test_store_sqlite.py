@@ -26,8 +26,8 @@ from analyzer.model import (
     Tick,
     Verdict,
 )
-from analyzer.store import ConfigVersion
 from analyzer.store.codec import dump_json, load_json
+from analyzer.store.protocol import ConfigVersion
 from analyzer.store.sqlite import SqliteStore
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -15,18 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from analyzer.clock import FakeClock
-from analyzer.model import (
-    Action,
-    Canary,
-    Decision,
-    Delivery,
-    DeliveryState,
-    Phase,
-    Side,
-    Stage,
-)
+from analyzer.model import Action, Canary, Decision, Delivery, DeliveryState, Phase, Side, Stage
 from analyzer.store.sqlite import SqliteStore
-from analyzer.webhooks import WebhookDispatcher, make_delivery, sign, verify
+from analyzer.webhooks.dispatcher import WebhookDispatcher
+from analyzer.webhooks.message import make_delivery, sign, verify
 
 SECRET = "wh-secret-5f1e0c2a9b"
 

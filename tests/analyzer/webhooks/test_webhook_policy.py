@@ -9,17 +9,9 @@ from dataclasses import replace
 import pytest
 
 from analyzer.errors import InvalidInput
-from analyzer.model import (
-    Action,
-    Canary,
-    Decision,
-    DeliveryState,
-    Mode,
-    Phase,
-    Side,
-    Stage,
-)
-from analyzer.webhooks import build_body, check_webhook_url, make_delivery, rfc3339, sign, verify
+from analyzer.model import Action, Canary, Decision, DeliveryState, Mode, Phase, Side, Stage
+from analyzer.webhooks.message import build_body, make_delivery, rfc3339, sign, verify
+from analyzer.webhooks.policy import check_webhook_url
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 EVIDENCE = "http://canaryd.test/api/v1/canaries/c1"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from judges.arrays import BoolArray, FloatArray, IntArray
-from judges.merges import SortedPairs, below, shifted_keys
+from judges.mannwhitney.merges import SortedPairs, below, shifted_keys
 
 __all__ = ["CANDIDATE_LIMIT", "GRID_LIMIT", "bracketed", "count_at", "difference_grid"]
 

@@ -18,36 +18,13 @@ import re
 import string
 from collections.abc import Mapping
 
+from analyzer.configs.judgeconfig import BUILTIN_VARIABLES
 from analyzer.errors import InvalidInput, UnknownVariable
-from analyzer.judgeconfig import BUILTIN_VARIABLES
-from analyzer.sources.promql_subset import (
+from analyzer.sources.promql.parse import (
     LABEL_NAME,
-    SUPPORTED_SHAPES,
-    CounterQuery,
-    GaugeQuery,
-    HistogramQuery,
-    Matcher,
-    Query,
-    Selector,
-    parse,
-    unquote,
 )
 
-__all__ = [
-    "SUPPORTED_SHAPES",
-    "CounterQuery",
-    "GaugeQuery",
-    "HistogramQuery",
-    "Matcher",
-    "Query",
-    "Selector",
-    "duration",
-    "escape",
-    "parse",
-    "render",
-    "selector",
-    "unquote",
-]
+__all__ = ["duration", "escape", "render", "selector"]
 
 _VARIABLE_VALUE = re.compile(r"[A-Za-z0-9_:./ -]*")
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_:.]*")

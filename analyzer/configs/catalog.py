@@ -10,9 +10,9 @@ import asyncio
 from pathlib import Path
 
 from analyzer.clock import Clock
+from analyzer.configs.judgeconfig import JudgeConfig, config_hash, load_config, parse_config
 from analyzer.errors import InvalidInput, NotFound
-from analyzer.judgeconfig import JudgeConfig, config_hash, load_config, parse_config
-from analyzer.store import ConfigVersion, Store
+from analyzer.store.protocol import ConfigVersion, Store
 
 __all__ = ["Catalog"]
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import structlog
 
-from analyzer.catalog import Catalog
 from analyzer.clock import Clock
+from analyzer.configs.catalog import Catalog
 from analyzer.errors import NotFound
-from analyzer.lifecycle import Step, apply_action
 from analyzer.model import Action, Canary, Decision, Delivery, Mode, Phase, Side, Stage, Tick
-from analyzer.store import Store
+from analyzer.store.protocol import Store
 from analyzer.telemetry import Telemetry
-from analyzer.webhook_message import make_delivery
+from analyzer.tick.lifecycle import Step, apply_action
+from analyzer.webhooks.message import make_delivery
 
 __all__ = ["Fleet", "Registration"]
 

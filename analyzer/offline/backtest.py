@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from analyzer.configs.judgeconfig import JudgeConfig, config_hash
 from analyzer.errors import InvalidInput
-from analyzer.evaluation import Evaluation, evaluate
-from analyzer.judgeconfig import JudgeConfig, config_hash
-from analyzer.lifecycle import next_step, wants_score, window_bounds
 from analyzer.model import Action, Canary, Mode, Phase, Side, Stage
-from analyzer.recording import Recording, Truth
-from analyzer.sources import FetchRequest, MetricQuery
+from analyzer.offline.recording import Recording, Truth
+from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.replay import ReplaySource
+from analyzer.tick.evaluation import Evaluation, evaluate
+from analyzer.tick.lifecycle import next_step, wants_score, window_bounds
 
 __all__ = [
     "BacktestOutcome",
@@ -46,7 +46,6 @@ __all__ = [
     "format_table",
     "summarize",
     "wilson_interval",
-    "window_bounds",
 ]
 
 _Z95 = 1.959963984540054

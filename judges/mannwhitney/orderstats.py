@@ -23,15 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from judges import bracketing
 from judges.arrays import BoolArray, FloatArray, IntArray
-from judges.merges import (
-    Runs,
-    Scratch,
-    SortedPairs,
-    pooled_statistics,
-    prepare_pairs,
-)
+from judges.mannwhitney import bracketing
+from judges.mannwhitney.merges import Runs, Scratch, SortedPairs, pooled_statistics, prepare_pairs
 
 __all__ = ["chunk_statistics", "full_order_stats", "settle"]
 

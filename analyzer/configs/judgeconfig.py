@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from analyzer.errors import InvalidInput
-from judges import Direction, EffectMeasure, NanStrategy, OutlierStrategy
+from judges.labels import Direction, EffectMeasure, NanStrategy, OutlierStrategy
 
 __all__ = [
     "AVAILABLE_JUDGES",

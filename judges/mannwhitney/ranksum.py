@@ -43,16 +43,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from judges import merges, orderstats
 from judges.arrays import FloatArray, IntArray
-from judges.band import Band, band_tests, sigma
+from judges.mannwhitney import merges, orderstats
+from judges.mannwhitney.band import Band, band_tests, sigma
 
-__all__ = [
-    "MannWhitneyResult",
-    "mann_whitney",
-    "mann_whitney_batch",
-    "z_quantile",
-]
+__all__ = ["MannWhitneyResult", "mann_whitney", "mann_whitney_batch", "z_quantile"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,12 +33,8 @@ import numpy.typing as npt
 from scipy import special
 
 from judges.labels import Direction
-from judges.sequential import (
-    SequentialResult,
-    check_alpha,
-    e_bonferroni_threshold,
-    verdict_reason,
-)
+from judges.sequential.ebonferroni import check_alpha, e_bonferroni_threshold
+from judges.sequential.result import SequentialResult, verdict_reason
 
 __all__ = ["sequential_mean"]
 

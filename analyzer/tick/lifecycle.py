@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import Conflict
-from analyzer.evaluation import Evaluation
-from analyzer.judgeconfig import JudgeConfig
 from analyzer.model import Action, Canary, Decision, Phase, Verdict
+from analyzer.tick.evaluation import Evaluation
 
 __all__ = [
     "Step",

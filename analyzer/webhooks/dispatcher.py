@@ -37,7 +37,6 @@ import aiohttp
 import structlog
 
 from analyzer.clock import Clock
-from analyzer.destinations import check_webhook_url
 from analyzer.errors import (
     CanarydError,
     InvalidInput,
@@ -46,18 +45,11 @@ from analyzer.errors import (
     StoreError,
 )
 from analyzer.model import Delivery, DeliveryState
-from analyzer.store import Store
-from analyzer.webhook_message import build_body, make_delivery, rfc3339, sign, verify
+from analyzer.store.protocol import Store
+from analyzer.webhooks.message import sign
+from analyzer.webhooks.policy import check_webhook_url
 
-__all__ = [
-    "WebhookDispatcher",
-    "build_body",
-    "check_webhook_url",
-    "make_delivery",
-    "rfc3339",
-    "sign",
-    "verify",
-]
+__all__ = ["WebhookDispatcher"]
 
 log = structlog.get_logger("canaryd.webhooks")
 

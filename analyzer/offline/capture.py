@@ -33,12 +33,12 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from urllib3.util.retry import Retry
 from yarl import URL
 
+from analyzer.configs.judgeconfig import JudgeConfig, MetricConfig
 from analyzer.errors import InvalidInput, SourceError, SourcePayloadError, SourceUnavailable
-from analyzer.judgeconfig import JudgeConfig, MetricConfig
 from analyzer.model import FloatArray, MetricData
-from analyzer.recording import Recording, dump_recording, parse_recording
-from analyzer.sources.prometheus import OUTPUT_KEYS, SIDES, Grid
-from analyzer.sources.promql import render, selector
+from analyzer.offline.recording import Recording, dump_recording, parse_recording
+from analyzer.sources.promql.render import render, selector
+from analyzer.sources.window import OUTPUT_KEYS, SIDES, Grid
 
 __all__ = ["MAX_POINTS", "Captured", "capture"]
 

@@ -21,23 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
+from analyzer.configs.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
 from analyzer.model import FloatArray, MetricData, Window
-from judges import (
-    Direction,
-    Label,
-    MannWhitneyOptions,
-    ScoredMetric,
-    ScoreResult,
-    ThresholdResult,
-    ThresholdRule,
-    classify,
-    score_groups,
-    threshold_counts,
-    threshold_series,
-)
-from judges.sequential import SequentialResult, sequential_count
-from judges.sequential_mean import sequential_mean
+from judges.classifier import MannWhitneyOptions, classify
+from judges.labels import Direction, Label
+from judges.scorer import ScoredMetric, ScoreResult, score_groups
+from judges.sequential.count import sequential_count
+from judges.sequential.mean import sequential_mean
+from judges.sequential.result import SequentialResult
+from judges.threshold import ThresholdResult, ThresholdRule, threshold_counts, threshold_series
 
 __all__ = ["Evaluation", "MetricOutcome", "evaluate", "per_step_series"]
 

@@ -16,21 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, model_validator
 
+from analyzer.configs.judgeconfig import validation_message
 from analyzer.errors import InvalidInput
-from analyzer.judgeconfig import validation_message
-from judges import (
-    Direction,
-    EffectMeasure,
-    MannWhitneyOptions,
-    MetricJudgement,
-    NanStrategy,
-    OutlierStrategy,
-    ScoredMetric,
-    ScoreResult,
-    Stats,
-    classify,
-    score_groups,
-)
+from judges.classifier import MannWhitneyOptions, classify
+from judges.judgement import MetricJudgement
+from judges.labels import Direction, EffectMeasure, NanStrategy, OutlierStrategy
+from judges.preprocessing import Stats
+from judges.scorer import ScoredMetric, ScoreResult, score_groups
 
 __all__ = ["JudgeRequest", "judge_request", "render_result"]
 

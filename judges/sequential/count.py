@@ -45,21 +45,16 @@ that level, so [lower, upper] together cover the truth at all times with probabi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from judges.arrays import FloatArray
 from judges.labels import Direction
+from judges.sequential.ebonferroni import check_alpha, e_bonferroni_threshold
+from judges.sequential.result import SequentialResult, verdict_reason
 
-__all__ = [
-    "SequentialResult",
-    "check_alpha",
-    "e_bonferroni_threshold",
-    "sequential_count",
-    "verdict_reason",
-]
+__all__ = ["sequential_count"]
 
 # log-ratio grid: u = i·h for i in −GRID_HALF..GRID_HALF, so r spans [1/100, 100].
 _GRID_HALF = 200
@@ -69,47 +64,6 @@ _LOG_R = _H * np.arange(-_GRID_HALF, _GRID_HALF + 1, dtype=np.float64)
 _ALT_MAX = round(math.log(50.0) / _H)
 _R_MINUS_1 = np.expm1(_LOG_R)
 _MIN_DISPERSION_STEPS = 5
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SequentialResult:
-    """One sequential metric after the data seen so far."""
-
-    e_value: float
-    """Evidence against "no regression" (one-sided in the metric's direction)."""
-    estimate: float
-    """Rate ratio (count) or mean difference (mean) — the point estimate."""
-    lower: float
-    """Anytime-valid lower bound (one-sided, at the threshold's level): inverts the judge's own
-    test, so direction increase fails exactly when ``lower`` exceeds 1 (count) or the tolerance
-    (mean)."""
-    upper: float
-    """Anytime-valid upper bound, likewise: non-inferiority (increase) needs it below the
-    tolerance."""
-    steps: int
-    """Steps that carried information."""
-    failed: bool
-    """e_value ≥ threshold: a regression is proven."""
-    proven: bool
-    """The confidence sequence lies within the tolerance: non-inferiority is proven."""
-    threshold: float
-    dispersion: float = 1.0
-    reason: str = ""
-
-
-def e_bonferroni_threshold(alpha: float, metrics: int) -> float:
-    """The e-value at which one of ``metrics`` sequential metrics fails: m/α."""
-    check_alpha(alpha)
-    if metrics < 1:
-        msg = f"metrics must be ≥ 1, got {metrics}"
-        raise ValueError(msg)
-    return metrics / alpha
-
-
-def check_alpha(alpha: float) -> None:
-    if not 0.0 < alpha < 1.0:
-        msg = f"alpha must lie in (0, 1), got {alpha!r}"
-        raise ValueError(msg)
 
 
 def _clean_counts(*arrays: npt.ArrayLike) -> tuple[FloatArray, ...]:
@@ -284,25 +238,6 @@ def _one_sided(log_m: FloatArray, direction: Direction) -> float:
             return _log_e_below(log_m, centre)
         case Direction.EITHER:
             return max(_log_e_above(log_m, centre), _log_e_below(log_m, centre))
-
-
-def verdict_reason(
-    result: SequentialResult, *, worse: str, fine: str, effect: str, min_steps: int = 0
-) -> SequentialResult:
-    """``result`` with its reason in words: regression proven, non-inferiority proven, or
-    undecided — ``worse``, ``fine`` and ``effect`` phrase the judge's own quantity."""
-    e, th = result.e_value, result.threshold
-    dispersion = f", dispersion {result.dispersion:.2g}" if result.dispersion > 1.0 else ""
-    if result.failed:
-        why = f"regression: {worse} (e = {e:.3g} ≥ {th:g}){dispersion}"
-    elif result.proven:
-        why = f"non-inferior: {fine} (e = {e:.3g}){dispersion}"
-    elif result.steps < min_steps:
-        few = f"{result.steps} informative steps, fewer than {min_steps}"
-        why = f"undecided: {few}; {effect}, e = {e:.3g}{dispersion}"
-    else:
-        why = f"undecided: {effect}, e = {e:.3g} < {th:g}{dispersion}"
-    return replace(result, reason=why)
 
 
 def _count_reason(

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import structlog
 
 from analyzer.clock import Clock
+from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import CanarydError
-from analyzer.evaluation import Evaluation, evaluate
-from analyzer.fleet import Fleet
-from analyzer.judgeconfig import JudgeConfig
-from analyzer.lifecycle import Step, next_step, wants_score, window_bounds
 from analyzer.model import Canary, Phase, Tick, Window
-from analyzer.sources import FetchRequest, MetricQuery, MetricSource
+from analyzer.sources.protocol import FetchRequest, MetricQuery, MetricSource
+from analyzer.tick.evaluation import Evaluation, evaluate
+from analyzer.tick.fleet import Fleet
+from analyzer.tick.lifecycle import Step, next_step, wants_score, window_bounds
 
 __all__ = ["Due", "Scheduler"]
 

@@ -1,0 +1,3 @@
+"""``canaryd demo``: simulated deployments (:mod:`.simulator`) and the self-contained run
+(:mod:`.run`).
+"""
