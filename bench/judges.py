@@ -5,8 +5,8 @@ Hodges–Lehmann estimate, effect size and label for every row. Against: a loop 
 ``scipy.stats.mannwhitneyu(method="asymptotic")`` calls on the same rows, which computes the
 p-value only. The two sides run interleaved, several times, in one process; medians are printed.
 For context it also times forming and sorting all 3,600 pairwise differences of every row —
-what an exact interval costs done the obvious way (the selection in ``judges.orderstats``
-avoids it).
+what an exact interval costs done the obvious way (the selection in
+``judges.mannwhitney.orderstats`` avoids it).
 
     .venv/bin/python bench/judges.py [--rows 3000] [--repeats 7] [--seed 20261129]
 """

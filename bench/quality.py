@@ -1,7 +1,7 @@
 """Backtest quality: a sequential config against a Kayenta-style one, on the same recordings.
 
 Every scenario below is ``--n`` seeded recordings from ``bench/scenarios.py`` (one hour at 60 s
-steps), each replayed through ``analyzer.backtest.backtest`` — the daemon's own evaluate /
+steps), each replayed through ``analyzer.offline.backtest.backtest`` — the daemon's own evaluate /
 next_step on a stepped clock, one stage spanning the recording — under two configs:
 
 - **sequential**: ``error_rate`` judged by ``sequential-count`` on every poll (critical,

@@ -18,8 +18,8 @@ The decision for one metric, in order (kayenta-judge ``classifiers/metric/MannWh
    is flagged critical, which fails the whole canary in the scorer; so is a critical Nodata.
 
 Unlike Kayenta, nothing random happens: when both sides are constant the interval is the
-single difference c = canary − baseline (see ``judges.mannwhitney``), which is what Kayenta's
-added noise approximates. Values that are ±Inf make the metric ``Error`` with that reason.
+single difference c = canary − baseline (see ``judges.mannwhitney.ranksum``), which is what
+Kayenta's added noise approximates. Values that are ±Inf make the metric ``Error`` with that reason.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""From a validated registration request to a :class:`~analyzer.fleet.Registration`.
+"""From a validated registration request to a :class:`~analyzer.tick.fleet.Registration`.
 
 Everything that can be checked before a canary exists is checked here, each failure naming
 its field: the config (stored by name, or inline), declared variables, every query template

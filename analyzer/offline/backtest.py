@@ -2,11 +2,12 @@
 
 A fake clock starts at the recording's first step and moves one ``step_s`` per poll. At every
 poll, as the scheduler does, the canary's window is computed on the step grid
-(:func:`window_bounds`, the same rule as ``Scheduler.window_bounds``), read from the recording
-by :class:`~analyzer.sources.replay.ReplaySource`, judged by
-:func:`~analyzer.evaluation.evaluate` (scoring when :func:`~analyzer.lifecycle.wants_score`
-says so) and decided by :func:`~analyzer.lifecycle.next_step`. The first rollback, promotion
-or pause ends the run; ``step`` decisions between stages do not.
+(:func:`~analyzer.tick.lifecycle.window_bounds`, the rule the scheduler uses), read from the
+recording by :class:`~analyzer.sources.replay.ReplaySource`, judged by
+:func:`~analyzer.tick.evaluation.evaluate` (scoring when
+:func:`~analyzer.tick.lifecycle.wants_score` says so) and decided by
+:func:`~analyzer.tick.lifecycle.next_step`. The first rollback, promotion or pause ends the run;
+``step`` decisions between stages do not.
 
 Unless stages are given, the canary has one stage spanning the recording: analysis starts at
 the first step after the config's warm-up and the stage ends on the last recorded step, where

@@ -6,7 +6,7 @@ time), attaches the side's labels to every sample as Prometheus attaches target 
 and appends the scrape to a per-(canary, side) history that reaches back one query range and
 one step before the window. Each metric's rendered queries are then evaluated over that history
 on the window's step grid. Only the query shapes in
-:data:`~analyzer.sources.promql.SUPPORTED_SHAPES` can be evaluated; :func:`check_supported`
+:data:`~analyzer.sources.promql.parse.SUPPORTED_SHAPES` can be evaluated; :func:`check_supported`
 tells a config author up front.
 
 A step is matched to the scrape nearest to it within half a step. A counter's increase for a

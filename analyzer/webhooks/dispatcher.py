@@ -1,5 +1,5 @@
 """Webhook delivery of decisions: the outbox dispatcher (the message itself is built and signed
-in :mod:`analyzer.webhook_message`, re-exported here, as is the URL policy).
+in :mod:`analyzer.webhooks.message`).
 
 A decision that notifies (rollback, step, promote) of a live canary becomes an outbox row in the
 same transaction that records the decision (:func:`make_delivery`); :class:`WebhookDispatcher`
@@ -17,7 +17,7 @@ longer) until ``give_up_after_s`` after the decision; other statuses (4xx, and 3
 not followed, so a hook cannot bounce the daemon to another host) fail the delivery. One canary's
 deliveries go out one at a time in decision order.
 
-The URL policy (``analyzer.destinations.check_webhook_url``, re-exported here) runs at
+The URL policy (:func:`analyzer.webhooks.policy.check_webhook_url`) runs at
 registration and again before every attempt.
 
 aiohttp's exceptions are translated in :func:`_translated_errors` and never leave this module.

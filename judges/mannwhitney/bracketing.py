@@ -2,11 +2,12 @@
 
 The grid: differences of evenly spaced order statistics of x and y, at most GRID_LIMIT per
 row, sorted (:func:`difference_grid`). A probe at a grid value counts exactly how many
-differences lie at or below it (:func:`count_at`, a merge from :mod:`judges.merges`).
+differences lie at or below it (:func:`count_at`, a merge from :mod:`judges.mannwhitney.merges`).
 :func:`bracketed` probes until a row's bounds a < D₍k₎ ≤ b hold at most CANDIDATE_LIMIT
 differences, then forms and sorts those: it steps by the measured rank error, then bisects the
 grid between distinct values, and takes a run of differences equal to the upper bound whole.
-It is the patient path — for the rows a single probe in :mod:`judges.orderstats` cannot settle.
+It is the patient path — for the rows a single probe in :mod:`judges.mannwhitney.orderstats`
+cannot settle.
 """
 
 from __future__ import annotations

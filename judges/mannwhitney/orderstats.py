@@ -7,7 +7,7 @@ n = m = 60). Here, from the two sorted samples of each row:
 1. a coarse grid of differences (evenly spaced order statistics of each sample, at most 256,
    one small sort) gives a probe value v near the target rank;
 2. the exact count of differences ≤ v and, for each x_i, where its differences cross v, come
-   from one merge (:func:`judges.merges.below`);
+   from one merge (:func:`judges.mannwhitney.merges.below`);
 3. the WINDOW differences of each x_i nearest v on the target's side (at most 256 per row) are
    formed and sorted; the target is read off unless some x_i might hold more of the ranks in
    play than its window — which each x_i's next difference tells.

@@ -21,8 +21,8 @@ Interval and estimate
     (ties across the samples exist only at the jump points). So W is a step function and the
     root a numeric solver converges to is a jump point: the k*-th smallest difference, where k*
     is the first step whose value is ≤ 0. We compute k* in closed form and select D₍k*₎ from
-    the differences (:mod:`judges.orderstats`, without sorting all n·m of them) — exact, where
-    R and Kayenta stop their solvers at a tolerance of 1e-4.
+    the differences (:mod:`judges.mannwhitney.orderstats`, without sorting all n·m of them) —
+    exact, where R and Kayenta stop their solvers at a tolerance of 1e-4.
 
     The estimate is the Hodges–Lehmann median of the pairwise differences (Hodges & Lehmann
     1963), the midpoint of the step on which W(d) = 0; R's solver returns a point of that flat

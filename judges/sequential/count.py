@@ -35,7 +35,7 @@ estimated, so, as for the mean judge, fewer than ``min_steps`` (5) informative s
 nothing: without that floor one burst in the canary's first minute or two rolled back 14 % of
 bursty A/A canaries (gamma-Poisson rates, shape 2), against 5 % with it.
 
-The gauge judge, ``sequential_mean``, lives in ``judges.sequential_mean``.
+The gauge judge, ``sequential_mean``, lives in ``judges.sequential.mean``.
 
 Several sequential metrics share a canary's α by e-Bonferroni: with m metrics, metric j fails at
 eⱼ ≥ m/α (valid under any dependence, Vovk & Wang 2021); each reported bound is one-sided at

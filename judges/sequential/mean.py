@@ -20,7 +20,7 @@ one-sided e-values: d̄ₜ ± σ̂ₜ/√t · T*, where T* is the statistic at w
 threshold, so the judge fails exactly when ``lower`` ≥ the tolerance (direction increase) and
 proves non-inferiority when ``upper`` < the tolerance.
 
-Like the count judge (``judges.sequential``), it shares the canary's α by e-Bonferroni and
+Like the count judge (``judges.sequential.count``), it shares the canary's α by e-Bonferroni and
 reports one-sided bounds that agree with its verdicts by construction.
 """
 

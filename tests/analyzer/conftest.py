@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
 
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
+from support.fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Fixtures for the end-to-end tests: real processes and servers, all on 127.0.0.1.
 
-- ``exporter``: four simulated deployments (``analyzer.demo.SimulatedDeployment``), each on its
-  own port, serving real Prometheus exposition; traffic is generated for the time elapsed since
-  the previous scrape, so no background task is needed.
+- ``exporter``: four simulated deployments (``analyzer.demo.simulator.SimulatedDeployment``),
+  each on its own port, serving real Prometheus exposition; traffic is generated for the time
+  elapsed since the previous scrape, so no background task is needed.
 - ``prometheus``: the real ``prometheus`` binary with a generated ``prometheus.yml`` scraping
   the exporter every second, each target labelled ``deployment=<name>``.
 - ``receiver``: the deploy system's side of the webhooks; checks the HMAC-SHA256 signature
@@ -35,9 +35,9 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from procs import terminate
 
 from analyzer.demo.simulator import SimulatedDeployment
+from support.procs import terminate
 
 HOST = "127.0.0.1"
 SCRAPE_INTERVAL = "1s"

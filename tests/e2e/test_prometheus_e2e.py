@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 import yaml
-from procs import golden_signals
+
+from support.procs import golden_signals
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
     from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until

@@ -2,7 +2,8 @@
 promotion with an "early" reason.
 
 In-process: ``analyzer.daemon.Daemon`` (tmp SQLite, the scrape source, a bearer token, a webhook
-secret) serves its API on 127.0.0.1, three ``analyzer.demo.SimulatedDeployment``s expose real
+secret) serves its API on 127.0.0.1, three
+``analyzer.demo.simulator.SimulatedDeployment``s expose real
 Prometheus metrics on their own loopback ports (one shared baseline, a healthy canary, and one
 with 3× the baseline's error rate), and a receiver checks every webhook's HMAC with
 ``analyzer.webhooks.verify``. Both canaries are registered over HTTP with a config whose only

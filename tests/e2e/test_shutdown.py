@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 import yaml
-from procs import (
+
+from support.procs import (
     HOOK_PATH,
     HOST,
     TERMINAL,

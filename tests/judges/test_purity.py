@@ -71,7 +71,9 @@ class TestPurity:
         expected = {"mannwhitney/ranksum.py", "sequential/count.py", "classifier.py", "scorer.py"}
         assert expected <= names
 
-    @pytest.mark.parametrize("path", SOURCES, ids=[p.relative_to(PACKAGE).as_posix() for p in SOURCES])
+    @pytest.mark.parametrize(
+        "path", SOURCES, ids=[p.relative_to(PACKAGE).as_posix() for p in SOURCES]
+    )
     def test_module_is_pure(self, path: Path) -> None:
         """No I/O, logging, clock, OS or global-random imports, no numpy.random use."""
         assert violations(path.read_text(encoding="utf-8")) == []

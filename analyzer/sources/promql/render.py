@@ -1,5 +1,4 @@
-"""PromQL text: query templates rendered for one side (and, re-exported, the parser of the small
-subset the scrape source runs, from ``analyzer.sources.promql_subset``).
+"""PromQL text: query templates rendered for one side.
 
 Rendering (DESIGN.md §5): a template sees ``${selector}`` (the side's label matchers),
 ``${step}``, ``${window}`` and the declared ``${variables}``. Label values come from whoever
@@ -7,8 +6,8 @@ registers a canary, so they are escaped into PromQL double-quoted strings and ca
 structure of a query; label names and per-canary variable values are checked against narrow
 character sets. An unknown variable is an error, never silently empty.
 
-Parsing: the scrape source evaluates queries itself; ``promql_subset.parse`` reads a rendered
-query with a small recursive-descent parser and accepts only ``SUPPORTED_SHAPES``.
+The parser of the small subset the scrape source evaluates itself is
+:mod:`analyzer.sources.promql.parse`.
 """
 
 from __future__ import annotations

@@ -5,43 +5,23 @@ Each case becomes the body Kayenta posts to a remote judge (``canaryConfig`` wit
 ``judge.judgeConfigurations``, ``metricSetPairList``, ``scoreThresholds``), written to a temporary
 file and judged by ``analyzer.cli.main`` in-process; the CanaryJudgeResult-shaped JSON on stdout
 is compared with what the suite asserts. Case ids are pytest ids; assertion messages carry the
-case's ``source``. The cases are those of ``tests/judges/kayenta_vectors.py``; the differences
+case's ``source``. The cases are those of ``tests/support/kayenta_vectors.py``; the differences
 from Kayenta are documented in ``tests/judges/test_kayenta_suites.py`` and, where they show
 here, in the test's docstring.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from analyzer import cli
-
-
-def _load_vectors() -> ModuleType:
-    """``tests/judges/kayenta_vectors.py``: shared with the judges tests, imported by path."""
-    name = "kayenta_vectors"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "judges" / "kayenta_vectors.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kv = _load_vectors()
+from support import kayenta_vectors as kv
 
 GROUP = "suite"
 THRESHOLDS = {"pass": 75.0, "marginal": 50.0}

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import T0, WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from analyzer.daemon import Daemon
 from analyzer.settings import load_settings
+from support.fakes import T0, WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
 
 ACT = "act-tok-0f3e8a2d"
 REGISTER = "reg-tok-3d5b6f10"

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fakes
 import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from fakes import T0, FakeSource, SteppedClock, Traffic, config_body
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -44,6 +42,8 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.scheduler import Scheduler
+from support import fakes
+from support.fakes import T0, FakeSource, SteppedClock, Traffic, config_body
 
 ROOT = "root-7d1f"
 TOKENS = [ROOT, "act@act-2b9c", "register@reg-51aa", "config@cfg-90de"]

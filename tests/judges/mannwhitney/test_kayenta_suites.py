@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import kayenta_vectors as kv
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -37,6 +36,7 @@ from judges.mannwhitney import ranksum
 from judges.mannwhitney.ranksum import mann_whitney
 from judges.preprocessing import describe, iqr_fences, prepare, remove_outliers
 from judges.scorer import ScoredMetric, score_groups
+from support import kayenta_vectors as kv
 
 FloatArray = npt.NDArray[np.float64]
 

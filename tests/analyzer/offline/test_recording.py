@@ -23,8 +23,9 @@ from analyzer.offline.recording import (
     parse_recording,
     write_recording,
 )
+from support.paths import RECORDINGS
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "recordings"
+FIXTURES = RECORDINGS
 
 Mutation = Callable[[dict[str, Any]], None]
 

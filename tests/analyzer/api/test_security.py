@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import WEBHOOK_SECRET, SteppedClock, WebhookReceiver, auth, config_body, registration
 from structlog.testing import capture_logs
 
 from analyzer.api import auth as api_auth
@@ -27,6 +26,14 @@ from analyzer.errors import InvalidInput
 from analyzer.settings import Settings, load_settings
 from analyzer.sources.promql.parse import CounterQuery, GaugeQuery, HistogramQuery, Query, parse
 from analyzer.webhooks.message import sign
+from support.fakes import (
+    WEBHOOK_SECRET,
+    SteppedClock,
+    WebhookReceiver,
+    auth,
+    config_body,
+    registration,
+)
 
 ROOT = "root-tok-5be0c1d7a9"
 ACT = "act-tok-0f3e8a2d"

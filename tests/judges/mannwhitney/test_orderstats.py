@@ -1,4 +1,4 @@
-"""judges.orderstats and judges.merges: order statistics of the pairwise differences without
+"""judges.mannwhitney.orderstats and .merges: order statistics of the pairwise differences without
 the full sort, the exact merge counts under them, and the band tests built on both.
 
 Every fast path must return exactly what sorting all n·m rounded differences returns, on

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from fakes import T0, MakeConfig
 
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import Conflict
@@ -26,6 +25,7 @@ from judges.labels import Direction, Label
 from judges.scorer import ScoreResult, classify_score
 from judges.sequential.result import SequentialResult
 from judges.threshold import ThresholdResult
+from support.fakes import T0, MakeConfig
 
 STEP, INTERVAL, WARMUP, STAGE_S = 60.0, 300.0, 120.0, 600.0
 STAGES = (

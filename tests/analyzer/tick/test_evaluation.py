@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import T0, MakeConfig, Traffic
 
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import MetricData, Side, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.tick.evaluation import evaluate, per_step_series
 from judges.labels import Label
+from support.fakes import T0, MakeConfig, Traffic
 
 STEP = 60.0
 NAN = float("nan")

@@ -14,17 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakes import (
-    T0,
-    WEBHOOK_SECRET,
-    FakeSource,
-    Handler,
-    MakeConfig,
-    SteppedClock,
-    Traffic,
-    WebhookReceiver,
-    outage,
-)
 
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig
@@ -35,6 +24,17 @@ from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
 from analyzer.webhooks.dispatcher import WebhookDispatcher
+from support.fakes import (
+    T0,
+    WEBHOOK_SECRET,
+    FakeSource,
+    Handler,
+    MakeConfig,
+    SteppedClock,
+    Traffic,
+    WebhookReceiver,
+    outage,
+)
 
 STEP, INTERVAL = 60.0, 300.0
 PUBLIC_URL = "http://canaryd.test:8080"

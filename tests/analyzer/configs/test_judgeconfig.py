@@ -1,4 +1,5 @@
-"""analyzer.judgeconfig: the judge config (DESIGN.md §3), its shipped examples and JSON Schema."""
+"""analyzer.configs.judgeconfig: the judge config (DESIGN.md §3), its shipped examples and its
+JSON Schema."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from analyzer.configs.judgeconfig import (
     template_variables,
 )
 from analyzer.errors import InvalidInput
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "config"
 SCHEMA = CONFIG_DIR / "judge-config.schema.json"
 EXAMPLES = sorted(CONFIG_DIR.glob("*.yaml"))

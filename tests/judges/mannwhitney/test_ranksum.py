@@ -16,10 +16,10 @@ import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from r_reference import R_CASES, RCase
 from scipy import special, stats
 
 from judges.mannwhitney.ranksum import MannWhitneyResult, mann_whitney, mann_whitney_batch
+from support.r_reference import R_CASES, RCase
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import fakes
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, config_body
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.api.app import ApiContext, build_app
@@ -26,6 +24,8 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.scheduler import Scheduler
+from support import fakes
+from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, config_body
 
 ROOT = "root-7d1f"
 """A token with every scope."""

@@ -32,8 +32,8 @@ from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.replay import ReplaySource
 from analyzer.tick.lifecycle import window_bounds
 from analyzer.tick.scheduler import Scheduler
+from support.paths import ROOT
 
-ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "fixtures" / "recordings"
 SEQUENTIAL = ROOT / "config" / "sequential-golden-signals.yaml"
 CANARYD = Path(sys.executable).parent / "canaryd"

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import BASE_CONFIG, T0, MakeConfig, SteppedClock
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.api.app import ApiContext, build_app
@@ -32,6 +31,7 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
+from support.fakes import BASE_CONFIG, T0, MakeConfig, SteppedClock
 
 STEP = 60.0
 SOURCE_TIMEOUT_S = 0.25
