@@ -189,9 +189,14 @@ def _when(text: str, flag: str) -> datetime:
 
 
 _CAPTURE_FLAGS = {
-    "prometheus_url": "--prometheus", "baseline": "--baseline", "canary": "--canary",
-    "start": "--start", "end": "--end", "step_s": "--step", "variables": "--var",
-}  # fmt: skip
+    "prometheus_url": "--prometheus",
+    "baseline": "--baseline",
+    "canary": "--canary",
+    "start": "--start",
+    "end": "--end",
+    "step_s": "--step",
+    "variables": "--var",
+}
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
@@ -208,11 +213,16 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     output = Path(args.output)
     try:
         captured = capture(
-            config, prometheus_url=args.prometheus, baseline=_pairs(args.baseline, "--baseline"),
-            canary=_pairs(args.canary, "--canary"), start=_when(args.start, "--start"),
-            end=_when(args.end, "--end"), step_s=step_s, variables=variables,
+            config,
+            prometheus_url=args.prometheus,
+            baseline=_pairs(args.baseline, "--baseline"),
+            canary=_pairs(args.canary, "--canary"),
+            start=_when(args.start, "--start"),
+            end=_when(args.end, "--end"),
+            step_s=step_s,
+            variables=variables,
             name=args.name or output.stem,
-        )  # fmt: skip
+        )
     except InvalidInput as exc:
         head, _, rest = exc.field.partition(".")
         flag = _CAPTURE_FLAGS.get(head)
@@ -257,22 +267,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_backtest(sub: Any) -> None:
     cmd = sub.add_parser(
-        "backtest", help="replay recordings through a judge config's lifecycle",
+        "backtest",
+        help="replay recordings through a judge config's lifecycle",
         description="Replay each recording through the lifecycle the daemon runs and print "
         "the verdicts; with truth in the recordings, a summary of false rollbacks and power.",
-    )  # fmt: skip
+    )
     cmd.add_argument("--config", required=True, metavar="FILE", help="judge config")
     cmd.add_argument(
-        "--stages", metavar="JSON",
+        "--stages",
+        metavar="JSON",
         help='stages as at registration, e.g. \'[{"weight": 5, "duration": "10m"}, '
         '{"weight": 100, "duration": "20m"}]\' (default: one stage spanning the recording)',
-    )  # fmt: skip
+    )
     cmd.add_argument("--json", action="store_true", help="one JSON line per recording")
     progress = cmd.add_mutually_exclusive_group()
     progress.add_argument(
-        "--progress", action="store_true", default=None,
+        "--progress",
+        action="store_true",
+        default=None,
         help="show a progress bar on stderr (default: when stderr is a terminal)",
-    )  # fmt: skip
+    )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     cmd.add_argument("recordings", nargs="+", metavar="RECORDING")
     cmd.set_defaults(run=_cmd_backtest)
@@ -280,10 +294,11 @@ def _add_backtest(sub: Any) -> None:
 
 def _add_capture(sub: Any) -> None:
     cmd = sub.add_parser(
-        "capture", help="record a past window of a config's metrics from Prometheus",
+        "capture",
+        help="record a past window of a config's metrics from Prometheus",
         description="Query Prometheus for every metric of the config, for the baseline's and "
         "the canary's labels, and write a canaryd.recording/v1 file.",
-    )  # fmt: skip
+    )
     cmd.add_argument("--config", required=True, metavar="FILE", help="judge config")
     cmd.add_argument("--prometheus", required=True, metavar="URL")
     cmd.add_argument("--baseline", required=True, metavar="k=v[,k=v]")
@@ -292,9 +307,12 @@ def _add_capture(sub: Any) -> None:
     cmd.add_argument("--end", required=True, metavar="ISO")
     cmd.add_argument("--step", metavar="DURATION", help="default: the config's step")
     cmd.add_argument(
-        "--var", action="append", default=[], metavar="name=value",
+        "--var",
+        action="append",
+        default=[],
+        metavar="name=value",
         help="a value for one of the config's variables (repeatable)",
-    )  # fmt: skip
+    )
     cmd.add_argument("--name", help="the recording's name (default: OUT's stem)")
     cmd.add_argument("-o", "--output", required=True, metavar="OUT.json")
     cmd.set_defaults(run=_cmd_capture)

@@ -55,13 +55,17 @@ class Daemon:
         s = self.settings
         if s.prometheus_url:
             return PrometheusSource(
-                s.prometheus_url, session, timeout_s=s.source_timeout_s,
+                s.prometheus_url,
+                session,
+                timeout_s=s.source_timeout_s,
                 max_concurrency=s.max_concurrency,
-            )  # fmt: skip
+            )
         return ScrapeSource(
-            session, timeout_s=s.source_timeout_s, max_concurrency=s.max_concurrency,
+            session,
+            timeout_s=s.source_timeout_s,
+            max_concurrency=s.max_concurrency,
             clock=self.clock,
-        )  # fmt: skip
+        )
 
     def _public_url(self) -> str:
         s = self.settings
@@ -82,12 +86,17 @@ class Daemon:
         resumed = await fleet.load()
         self.telemetry.watch_phases(fleet.phase_counts)
         dispatcher = WebhookDispatcher(
-            store, session, self.clock, secret=s.webhook_secret.get_secret_value(),
-            allowed_hosts=s.webhook_allowed_hosts, timeout_s=s.webhook_timeout_s,
-            max_backoff_s=s.webhook_max_backoff_s, give_up_after_s=s.webhook_give_up_s,
+            store,
+            session,
+            self.clock,
+            secret=s.webhook_secret.get_secret_value(),
+            allowed_hosts=s.webhook_allowed_hosts,
+            timeout_s=s.webhook_timeout_s,
+            max_backoff_s=s.webhook_max_backoff_s,
+            give_up_after_s=s.webhook_give_up_s,
             rng=random.Random(),  # noqa: S311 — backoff jitter, not cryptography
             on_outcome=self._count_delivery,
-        )  # fmt: skip
+        )
         ctx = app[_CTX_HOLDER]
         ctx.fleet = fleet
         # The scheduler and the webhook sender stop at the first SIGTERM (``stopping``), while
@@ -98,8 +107,13 @@ class Daemon:
             asyncio.create_task(dispatcher.run(stop), name="webhooks"),
         ]
         ctx.ready = True
-        log.info("daemon.started", listen=s.listen, configs=loaded, resumed=resumed,
-                 source="prometheus" if s.prometheus_url else "scrape")  # fmt: skip
+        log.info(
+            "daemon.started",
+            listen=s.listen,
+            configs=loaded,
+            resumed=resumed,
+            source="prometheus" if s.prometheus_url else "scrape",
+        )
         try:
             yield
         finally:
@@ -120,9 +134,12 @@ class Daemon:
         tokens = parse_tokens([t.get_secret_value() for t in s.api_tokens])
         placeholder = _Unstarted()
         self.ctx = ApiContext(
-            fleet=placeholder, telemetry=self.telemetry, tokens=tokens,  # type: ignore[arg-type]
-            allowed_hosts=s.webhook_allowed_hosts, scrape_mode=not s.prometheus_url,
-        )  # fmt: skip
+            fleet=placeholder,
+            telemetry=self.telemetry,
+            tokens=tokens,  # type: ignore[arg-type]
+            allowed_hosts=s.webhook_allowed_hosts,
+            scrape_mode=not s.prometheus_url,
+        )
         app = build_app(self.ctx, max_body_bytes=s.max_body_bytes)
         app[_CTX_HOLDER] = self.ctx
         app.cleanup_ctx.append(self._components)

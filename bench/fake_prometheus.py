@@ -106,9 +106,12 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added to every answer")
     args = parser.parse_args()
     web.run_app(
-        build_app(args.delay_ms / 1000.0), host=HOST, port=args.port, access_log=None,
+        build_app(args.delay_ms / 1000.0),
+        host=HOST,
+        port=args.port,
+        access_log=None,
         print=lambda *_: print(f"fake prometheus on {HOST}:{args.port}", flush=True),
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -53,36 +53,65 @@ from analyzer.offline.recording import parse_recording  # noqa: E402
 _COMMON = {"step": "60s", "analysis_interval": "5m", "alpha": 0.05, "on_inconclusive": "pause"}
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "sequential/errors": _COMMON | {
+    "sequential/errors": _COMMON
+    | {
         "name": "bench-sequential-errors",
-        "metrics": [{
-            "name": "error_rate", "kind": "count", "judge": "sequential-count",
-            "direction": "increase", "critical": True, "tolerance": 1.2, "query": ERROR_RATIO_QUERY,
-        }],
+        "metrics": [
+            {
+                "name": "error_rate",
+                "kind": "count",
+                "judge": "sequential-count",
+                "direction": "increase",
+                "critical": True,
+                "tolerance": 1.2,
+                "query": ERROR_RATIO_QUERY,
+            }
+        ],
     },
-    "kayenta/errors": _COMMON | {
+    "kayenta/errors": _COMMON
+    | {
         "name": "bench-kayenta-errors",
-        "metrics": [{
-            "name": "error_rate", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": ERROR_RATIO_QUERY,
-        }],
+        "metrics": [
+            {
+                "name": "error_rate",
+                "kind": "count",
+                "judge": "mann-whitney",
+                "direction": "increase",
+                "critical": True,
+                "query": ERROR_RATIO_QUERY,
+            }
+        ],
     },
-    "sequential/latency": _COMMON | {
+    "sequential/latency": _COMMON
+    | {
         "name": "bench-sequential-latency",
-        "metrics": [{
-            "name": "latency_p99", "kind": "series", "judge": "sequential-mean",
-            "direction": "increase", "critical": True, "tolerance": 0.010,
-            "query": LATENCY_P99_QUERY,
-        }],
+        "metrics": [
+            {
+                "name": "latency_p99",
+                "kind": "series",
+                "judge": "sequential-mean",
+                "direction": "increase",
+                "critical": True,
+                "tolerance": 0.010,
+                "query": LATENCY_P99_QUERY,
+            }
+        ],
     },
-    "kayenta/latency": _COMMON | {
+    "kayenta/latency": _COMMON
+    | {
         "name": "bench-kayenta-latency",
-        "metrics": [{
-            "name": "latency_p99", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": LATENCY_P99_QUERY,
-        }],
+        "metrics": [
+            {
+                "name": "latency_p99",
+                "kind": "series",
+                "judge": "mann-whitney",
+                "direction": "increase",
+                "critical": True,
+                "query": LATENCY_P99_QUERY,
+            }
+        ],
     },
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -137,9 +166,10 @@ class Result:
     def promoted(self) -> tuple[float, float | None]:
         """Share promoted, and the median minute of promotion."""
         minutes = [
-            o.minute for o in self.outcomes
+            o.minute
+            for o in self.outcomes
             if o.verdict is BacktestVerdict.PROMOTE and o.minute is not None
-        ]  # fmt: skip
+        ]
         share = len(minutes) / len(self.outcomes) if self.outcomes else 0.0
         return share, statistics.median(minutes) if minutes else None
 
@@ -171,10 +201,13 @@ def _pct(value: float | None) -> str:
 
 def _promoted_before_onset(result: Result) -> int:
     return sum(
-        o.verdict is BacktestVerdict.PROMOTE and o.step is not None and o.truth is not None
-        and o.truth.onset_step is not None and o.step < o.truth.onset_step
+        o.verdict is BacktestVerdict.PROMOTE
+        and o.step is not None
+        and o.truth is not None
+        and o.truth.onset_step is not None
+        and o.step < o.truth.onset_step
         for o in result.outcomes
-    )  # fmt: skip
+    )
 
 
 def _cell(result: Result) -> str:
@@ -249,8 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=300, help="recordings per scenario")
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="scenarios whose name contains one of these")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="scenarios whose name contains one of these",
+    )
     args = parser.parse_args(argv)
     chosen = [s for s in SCENARIOS if not args.only or any(o in s.name for o in args.only)]
     results: dict[str, dict[str, Result]] = {}
@@ -267,8 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_table(results, args.n))
     lines = targets(results)
     print("\ntargets (α = 0.05):", *lines, sep="\n")
-    print(f"\n{len(chosen)} scenarios × 2 configs × {args.n} recordings in "
-          f"{time.perf_counter() - started:.0f} s on {args.jobs} processes")  # fmt: skip
+    print(
+        f"\n{len(chosen)} scenarios × 2 configs × {args.n} recordings in "
+        f"{time.perf_counter() - started:.0f} s on {args.jobs} processes"
+    )
     return 1 if any("[MISS]" in line for line in lines) else 0
 
 

@@ -82,7 +82,10 @@ BENCH_CONFIG: dict[str, Any] = {
     "groups": {"errors": 40, "latency": 40, "saturation": 20},
     "metrics": [
         {
-            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
+            "name": "error_rate",
+            "group": "errors",
+            "kind": "count",
+            "judge": "mann-whitney",
             "direction": "increase",
             "effect_size": {"allowed_increase": 1.5, "critical_increase": 3.0},
             "query": {
@@ -91,29 +94,43 @@ BENCH_CONFIG: dict[str, Any] = {
             },
         },
         {
-            "name": "slow_requests", "group": "latency", "kind": "count", "judge": "threshold",
+            "name": "slow_requests",
+            "group": "latency",
+            "kind": "count",
+            "judge": "threshold",
             "threshold": {"max_increase": 0.05, "min_exposure": 100},
             "query": {
                 "events": "sum(increase(http_request_duration_seconds_count{${selector}}[${step}]))"
-                " - sum(increase(http_request_duration_seconds_bucket{le=\"0.5\",${selector}}"
+                ' - sum(increase(http_request_duration_seconds_bucket{le="0.5",${selector}}'
                 "[${step}]))",
                 "exposure": "sum(increase(http_request_duration_seconds_count{${selector}}"
                 "[${step}]))",
             },
         },
         {
-            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "effect_size": {"allowed_increase": 1.2},
+            "name": "latency_p99",
+            "group": "latency",
+            "kind": "series",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.2},
             "query": "histogram_quantile(0.99, sum by (le) "
             "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))",
         },
         {
-            "name": "cpu", "group": "saturation", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "effect_size": {"allowed_increase": 1.3},
+            "name": "cpu",
+            "group": "saturation",
+            "kind": "series",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.3},
             "query": "avg(process_cpu_usage{${selector}})",
         },
         {
-            "name": "memory", "group": "saturation", "kind": "series", "judge": "threshold",
+            "name": "memory",
+            "group": "saturation",
+            "kind": "series",
+            "judge": "threshold",
             "threshold": {"max_ratio": 1.5},
             "query": "avg(process_memory_usage{${selector}})",
         },
@@ -122,7 +139,7 @@ BENCH_CONFIG: dict[str, Any] = {
         {"metric": "error_rate", "max": 0.05, "min_exposure": 100},
         {"metric": "latency_p99", "max_increase": 1.0},
     ],
-}  # fmt: skip
+}
 
 STAGES = ((10.0, 86_400.0), (50.0, 86_400.0), (100.0, 0.0))  # (weight, seconds): none finishes
 
@@ -162,12 +179,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _child_args(args: argparse.Namespace, size: int, url: str, fake_pid: int) -> list[str]:
     return [
-        sys.executable, str(Path(__file__).resolve()), "--child", str(size),
-        "--prometheus", url, "--fake-pid", str(fake_pid), "--step", str(args.step),
-        "--ticks", str(args.ticks), "--age-steps", str(args.age_steps),
-        "--max-concurrency", str(args.max_concurrency),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        str(size),
+        "--prometheus",
+        url,
+        "--fake-pid",
+        str(fake_pid),
+        "--step",
+        str(args.step),
+        "--ticks",
+        str(args.ticks),
+        "--age-steps",
+        str(args.age_steps),
+        "--max-concurrency",
+        str(args.max_concurrency),
         *(["--profile", args.profile] if args.profile else []),
-    ]  # fmt: skip
+    ]
 
 
 def _run_size(args: argparse.Namespace, size: int, url: str, fake_pid: int) -> dict[str, Any]:
@@ -225,16 +254,25 @@ def parent(args: argparse.Namespace) -> int:
     """Start the fake Prometheus, run every size in a child, print the table."""
     port = free_port()
     fake = subprocess.Popen(  # noqa: S603 — our own script
-        [sys.executable, str(HERE / "fake_prometheus.py"), "--port", str(port),
-         "--delay-ms", str(args.fake_delay_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(HERE / "fake_prometheus.py"),
+            "--port",
+            str(port),
+            "--delay-ms",
+            str(args.fake_delay_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://{HOST}:{port}"
     results = []
     try:
         _wait_ready(url, fake)
-        print(f"canaryd scale bench: step {args.step:g}s, {args.ticks} measured steps, "
-              f"age {args.age_steps} steps, fake Prometheus at {url} (pid {fake.pid})")  # fmt: skip
+        print(
+            f"canaryd scale bench: step {args.step:g}s, {args.ticks} measured steps, "
+            f"age {args.age_steps} steps, fake Prometheus at {url} (pid {fake.pid})"
+        )
         print(HEADER, flush=True)
         for size in args.sizes:
             result = _run_size(args, size, url, fake.pid)
@@ -248,12 +286,15 @@ def parent(args: argparse.Namespace) -> int:
     finally:
         _stop(fake)
     ok = [
-        r["size"] for r in results
+        r["size"]
+        for r in results
         if "error" not in r and r["lag_p99_s"] <= args.max_lag_s and r["rss_mb"] <= args.max_rss_mb
-    ]  # fmt: skip
+    ]
     best = max(ok, default=0)
-    print(f"largest fleet with lag p99 ≤ {args.max_lag_s:g}s and RSS ≤ {args.max_rss_mb:g} MB: "
-          f"{best or 'none'}")  # fmt: skip
+    print(
+        f"largest fleet with lag p99 ≤ {args.max_lag_s:g}s and RSS ≤ {args.max_rss_mb:g} MB: "
+        f"{best or 'none'}"
+    )
     return 0
 
 
@@ -430,15 +471,25 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
     lag50, lag99 = _percentiles(lag)
     done50, done99 = _percentiles(done)
     return {
-        "size": size, "step_s": step, "ticks": len(lag), "register_s": round(register_s, 2),
-        "lag_p50_s": lag50, "lag_p99_s": lag99, "done_p50_s": done50, "done_p99_s": done99,
-        "batches": len(batches), **_phases(batches, wall),
-        "cpu_per_s": cpu / wall, "fake_cpu_per_s": fake_cpu / wall,
-        "runq_wait_per_s": runq_wait / wall, "cpu_ms_per_tick": 1000 * cpu / max(1, len(lag)),
-        "rss_mb": _proc_kb("VmRSS") / 1024, "rss_peak_mb": _proc_kb("VmHWM") / 1024,
+        "size": size,
+        "step_s": step,
+        "ticks": len(lag),
+        "register_s": round(register_s, 2),
+        "lag_p50_s": lag50,
+        "lag_p99_s": lag99,
+        "done_p50_s": done50,
+        "done_p99_s": done99,
+        "batches": len(batches),
+        **_phases(batches, wall),
+        "cpu_per_s": cpu / wall,
+        "fake_cpu_per_s": fake_cpu / wall,
+        "runq_wait_per_s": runq_wait / wall,
+        "cpu_ms_per_tick": 1000 * cpu / max(1, len(lag)),
+        "rss_mb": _proc_kb("VmRSS") / 1024,
+        "rss_peak_mb": _proc_kb("VmHWM") / 1024,
         "source_errors": _source_errors(telemetry) - errors_before,
         "finished": size - len(fleet.canaries),
-    }  # fmt: skip
+    }
 
 
 def _phases(batches: Sequence[Batch], wall: float) -> dict[str, Any]:
@@ -447,25 +498,30 @@ def _phases(batches: Sequence[Batch], wall: float) -> dict[str, Any]:
         return {"batch_max_s": 0.0, "batch_max_size": 0, "longest": {}, "busy": {}}
     longest = max(batches, key=lambda b: b.total)
     return {
-        "batch_max_s": longest.total, "batch_max_size": longest.size,
-        "longest": {"fetch_s": longest.fetch, "judge_s": longest.judge,
-                    "record_s": longest.record},
-        "busy": {"fetch": sum(b.fetch for b in batches) / wall,
-                 "judge": sum(b.judge for b in batches) / wall,
-                 "record": sum(b.record for b in batches) / wall},
-    }  # fmt: skip
+        "batch_max_s": longest.total,
+        "batch_max_size": longest.size,
+        "longest": {"fetch_s": longest.fetch, "judge_s": longest.judge, "record_s": longest.record},
+        "busy": {
+            "fetch": sum(b.fetch for b in batches) / wall,
+            "judge": sum(b.judge for b in batches) / wall,
+            "record": sum(b.record for b in batches) / wall,
+        },
+    }
 
 
 def _registration(i: int, config_hash: str) -> Registration:
     service = f"svc-{i:05d}"
     return Registration(
-        name=f"{service}-canary", service=service, config_hash=config_hash,
+        name=f"{service}-canary",
+        service=service,
+        config_hash=config_hash,
         config_name=BENCH_CONFIG["name"],
         baseline=Side(labels={"deployment": f"{service}-baseline"}),
         canary=Side(labels={"deployment": f"{service}-canary"}),
         stages=tuple(Stage(weight=w, duration_s=d) for w, d in STAGES),
-        webhook_url=None, body={"bench": True},
-    )  # fmt: skip
+        webhook_url=None,
+        body={"bench": True},
+    )
 
 
 def _age(fleet: Fleet, seconds: float, now: float) -> None:
@@ -476,9 +532,10 @@ def _age(fleet: Fleet, seconds: float, now: float) -> None:
             continue
         config = fleet.catalog.cached(canary.config_hash)
         aged = dataclasses.replace(
-            canary, analysis_started_at=canary.analysis_started_at - seconds,
+            canary,
+            analysis_started_at=canary.analysis_started_at - seconds,
             stage_started_at=canary.stage_started_at - seconds,
-        )  # fmt: skip
+        )
         fleet.canaries[cid] = dataclasses.replace(
             aged, intervals_scored=interval_index(aged, config, now)
         )
@@ -494,15 +551,19 @@ def _source_errors(telemetry: Telemetry) -> int:
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="canaryd scale benchmark")
     parser.add_argument(
-        "--sizes", type=lambda s: [int(x) for x in s.split(",")],
-        default=[100, 250, 500, 1000, 2000], help="fleet sizes, comma-separated",
-    )  # fmt: skip
+        "--sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100, 250, 500, 1000, 2000],
+        help="fleet sizes, comma-separated",
+    )
     parser.add_argument("--step", type=float, default=15.0, help="judge config step, seconds")
     parser.add_argument("--ticks", type=int, default=5, help="steps measured per size")
     parser.add_argument(
-        "--age-steps", type=int, default=0,
+        "--age-steps",
+        type=int,
+        default=0,
         help="pretend analysis began this many steps earlier (longer windows)",
-    )  # fmt: skip
+    )
     parser.add_argument("--max-concurrency", type=int, default=256, help="as CANARYD_MAX_...")
     parser.add_argument("--max-lag-s", type=float, default=1.0)
     parser.add_argument("--max-rss-mb", type=float, default=500.0)

@@ -211,8 +211,11 @@ def _truth(p: dict[str, Any], onset: int | None) -> dict[str, Any]:
     latency = float(p["latency_delta"]) != 0.0
     if onset is None or not (errors or latency):
         return {"regression": False, "metric": None, "onset_step": None}
-    return {"regression": True, "metric": "error_rate" if errors else "latency_p99",
-            "onset_step": onset}  # fmt: skip
+    return {
+        "regression": True,
+        "metric": "error_rate" if errors else "latency_p99",
+        "onset_step": onset,
+    }
 
 
 def generate(family: str, n: int, seed: int, **params: Any) -> list[dict[str, Any]]:
@@ -266,8 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100, help="recordings per family")
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter (JSON value), e.g. --set rps=0.2")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter (JSON value), e.g. --set rps=0.2",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for family in args.families:

@@ -69,15 +69,27 @@ PASS_CONFIG: dict[str, Any] = {
     "on_inconclusive": "rollback",
     "groups": {"errors": 50, "latency": 50},
     "metrics": [
-        {"name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-         "direction": "increase", "effect_size": {"allowed_increase": 1.5},
-         "query": ERROR_RATIO_QUERY},
-        {"name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-         "direction": "increase", "effect_size": {"allowed_increase": 1.2},
-         "query": LATENCY_P99_QUERY},
+        {
+            "name": "error_rate",
+            "group": "errors",
+            "kind": "count",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.5},
+            "query": ERROR_RATIO_QUERY,
+        },
+        {
+            "name": "latency_p99",
+            "group": "latency",
+            "kind": "series",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "effect_size": {"allowed_increase": 1.2},
+            "query": LATENCY_P99_QUERY,
+        },
     ],
     "kill_switch": [{"metric": "error_rate", "max_ratio": 5.0, "min_exposure": 100}],
-}  # fmt: skip
+}
 # The fake answers ~5 errors in ~3000 requests a step: a 0.05 % line always trips.
 KILL_CONFIG: dict[str, Any] = {
     **PASS_CONFIG,
@@ -201,12 +213,14 @@ def _registration(n: int, hook_url: str, rng: random.Random) -> dict[str, Any]:
     service = f"svc-{n % 50:02d}"
     live = rng.random() >= 0.1
     body: dict[str, Any] = {
-        "name": f"soak-{n}", "service": service,
+        "name": f"soak-{n}",
+        "service": service,
         "config": KILL_CONFIG["name"] if rng.random() < 1 / 3 else PASS_CONFIG["name"],
         "baseline": {"labels": {"deployment": f"{service}-baseline"}},
         "canary": {"labels": {"deployment": f"{service}-canary"}},
-        "stages": STAGES, "mode": "live" if live else "dry-run",
-    }  # fmt: skip
+        "stages": STAGES,
+        "mode": "live" if live else "dry-run",
+    }
     if live:
         body["webhook"] = {"url": hook_url}
     return body
@@ -329,9 +343,13 @@ def summary(rows: list[dict[str, Any]], warmup_s: float) -> list[str]:
     ts = np.array([r["t"] - t0 for r in after])
     lines = [f"after the warm-up ({warmup_s:g}s), {len(after)} samples over {np.ptp(ts):.0f}s:"]
     for key, scale, unit in (
-        ("rss_kb", 1 / 1024, "MB"), ("tasks", 1, ""), ("fds", 1, ""), ("threads", 1, ""),
-        ("gc_objects", 1, ""), ("sched", 1, ""),
-    ):  # fmt: skip
+        ("rss_kb", 1 / 1024, "MB"),
+        ("tasks", 1, ""),
+        ("fds", 1, ""),
+        ("threads", 1, ""),
+        ("gc_objects", 1, ""),
+        ("sched", 1, ""),
+    ):
         ys = np.array([r[key] * scale for r in after], dtype=np.float64)
         lines.append(
             f"  {key:<10} first {ys[0]:9.1f}  last {ys[-1]:9.1f}  min {ys.min():9.1f}  "
@@ -403,14 +421,23 @@ def _spawn(tmp: Path, ports: Ports, token: str, sample_s: float) -> list[subproc
     """The fake Prometheus and the daemon (this script with --child), in that order."""
     fake = subprocess.Popen(  # noqa: S603 — our own script
         [sys.executable, str(HERE / "fake_prometheus.py"), "--port", str(ports.prometheus)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with (tmp / "canaryd.log").open("wb") as log:
         daemon = subprocess.Popen(  # noqa: S603 — this script as the daemon
-            [sys.executable, str(Path(__file__).resolve()), "--child", str(tmp / "samples.jsonl"),
-             "--sample-s", str(sample_s)],
-            stdout=log, stderr=log, env=_daemon_env(tmp, ports, token),
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                str(tmp / "samples.jsonl"),
+                "--sample-s",
+                str(sample_s),
+            ],
+            stdout=log,
+            stderr=log,
+            env=_daemon_env(tmp, ports, token),
+        )
     return [fake, daemon]
 
 
@@ -444,8 +471,10 @@ async def parent(args: argparse.Namespace) -> int:
         try:
             await _wait_ready(f"http://{HOST}:{ports.prometheus}/-/ready", fake, "fake prometheus")
             await _wait_ready(f"{api}/readyz", daemon, "canaryd")
-            print(f"canaryd soak: {args.minutes:g} min, {args.live} live canaries, sample every "
-                  f"{args.sample_s:g}s, daemon pid {daemon.pid}, files in {tmp}")  # fmt: skip
+            print(
+                f"canaryd soak: {args.minutes:g} min, {args.live} live canaries, sample every "
+                f"{args.sample_s:g}s, daemon pid {daemon.pid}, files in {tmp}"
+            )
             print(HEADER, flush=True)
             rows = await driver.run(hooks, tmp / "samples.jsonl", tmp / "soak.db")
         finally:

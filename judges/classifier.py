@@ -84,13 +84,17 @@ def classify(
     """Classify one metric: canary (experiment) values against baseline (control) values."""
     opts = options or MannWhitneyOptions()
     x = prepare(
-        experiment, nan_strategy=opts.nan_strategy, outliers=opts.outliers,
+        experiment,
+        nan_strategy=opts.nan_strategy,
+        outliers=opts.outliers,
         outlier_factor=opts.outlier_factor,
-    )  # fmt: skip
+    )
     y = prepare(
-        control, nan_strategy=opts.nan_strategy, outliers=opts.outliers,
+        control,
+        nan_strategy=opts.nan_strategy,
+        outliers=opts.outliers,
         outlier_factor=opts.outlier_factor,
-    )  # fmt: skip
+    )
     special = _special_case(x, y, opts)
     if special is not None:
         return special
@@ -149,9 +153,14 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
         label: Label, why: str, *, critical: bool, ratio: float = math.nan
     ) -> MetricJudgement:
         return MetricJudgement.of(
-            label=label, note=why, critical=critical, muted=opts.muted, ratio=ratio,
-            measure=opts.effect_measure, evidence=Evidence(None, ex, ct),
-        )  # fmt: skip
+            label=label,
+            note=why,
+            critical=critical,
+            muted=opts.muted,
+            ratio=ratio,
+            measure=opts.effect_measure,
+            evidence=Evidence(None, ex, ct),
+        )
 
     if x.size == 0 or y.size == 0:
         side = "canary" if x.size == 0 else "baseline"
@@ -174,9 +183,12 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
 
 
 def _decide_rows(
-    x: FloatArray, y: FloatArray, opts: MannWhitneyOptions,
-    *, ordered: tuple[FloatArray, FloatArray] | None = None,
-) -> list[MetricJudgement]:  # fmt: skip
+    x: FloatArray,
+    y: FloatArray,
+    opts: MannWhitneyOptions,
+    *,
+    ordered: tuple[FloatArray, FloatArray] | None = None,
+) -> list[MetricJudgement]:
     """Steps 4–5 for rows that need the test, vectorised over rows (``ordered``: the rows
     sorted, when the caller has them)."""
     xs, ys = ordered if ordered is not None else (np.sort(x, axis=1), np.sort(y, axis=1))
@@ -204,8 +216,12 @@ def _decide_rows(
     names = (Label.PASS, Label.HIGH, Label.LOW)
     verdicts = Verdicts(
         labels=tuple(names[code] for code in np.where(high, 1, np.where(low, 2, 0)).tolist()),
-        critical=tuple(critical.tolist()), effect=tuple(effect.tolist()),
-        ratio=tuple(ratio.tolist()), note="", muted=opts.muted, measure=opts.effect_measure,
+        critical=tuple(critical.tolist()),
+        effect=tuple(effect.tolist()),
+        ratio=tuple(ratio.tolist()),
+        note="",
+        muted=opts.muted,
+        measure=opts.effect_measure,
         evidence=Evidence(tests, ex, ct),
-    )  # fmt: skip
+    )
     return [MetricJudgement(verdicts, i) for i in range(len(verdicts.labels))]

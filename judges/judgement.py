@@ -42,9 +42,12 @@ class StatsArrays:
     def row(self, i: int) -> Stats:
         """Row ``i`` as :class:`Stats`."""
         return Stats(
-            count=self.count, mean=float(self.mean[i]), std=float(self.std[i]),
-            min=float(self.min[i]), max=float(self.max[i]),
-        )  # fmt: skip
+            count=self.count,
+            mean=float(self.mean[i]),
+            std=float(self.std[i]),
+            min=float(self.min[i]),
+            max=float(self.max[i]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +85,32 @@ class MetricJudgement:
 
     @classmethod
     def of(
-        cls, *, label: Label, critical: bool, note: str = "", muted: bool = False,
-        effect: float = math.nan, ratio: float = math.nan,
-        measure: EffectMeasure = EffectMeasure.MEAN_RATIO, evidence: Evidence | None = None,
-    ) -> MetricJudgement:  # fmt: skip
+        cls,
+        *,
+        label: Label,
+        critical: bool,
+        note: str = "",
+        muted: bool = False,
+        effect: float = math.nan,
+        ratio: float = math.nan,
+        measure: EffectMeasure = EffectMeasure.MEAN_RATIO,
+        evidence: Evidence | None = None,
+    ) -> MetricJudgement:
         """One judgement from its fields."""
         if evidence is None:
             evidence = Evidence(None, describe(np.empty(0)), describe(np.empty(0)))
         return cls(
             Verdicts(
-                labels=(label,), critical=(critical,), effect=(effect,), ratio=(ratio,), note=note,
-                muted=muted, measure=measure, evidence=evidence,
+                labels=(label,),
+                critical=(critical,),
+                effect=(effect,),
+                ratio=(ratio,),
+                note=note,
+                muted=muted,
+                measure=measure,
+                evidence=evidence,
             )
-        )  # fmt: skip
+        )
 
     @property
     def label(self) -> Label:
@@ -178,9 +194,13 @@ class MetricJudgement:
 
 
 def reason_text(
-    label: Label, test: MannWhitneyResult, effect: float, effect_measure: EffectMeasure,
-    *, critical: bool,
-) -> str:  # fmt: skip
+    label: Label,
+    test: MannWhitneyResult,
+    effect: float,
+    effect_measure: EffectMeasure,
+    *,
+    critical: bool,
+) -> str:
     """Why a tested metric got its label: the shift, its interval, the band and the effect."""
     pct = round(test.confidence * 100, 2)
     band = test.band

@@ -113,9 +113,12 @@ def score_groups(
         score, pass_threshold=pass_threshold, marginal_threshold=marginal_threshold
     )
     return ScoreResult(
-        score=score, groups=groups, classification=label, reason=reason,
+        score=score,
+        groups=groups,
+        classification=label,
+        reason=reason,
         forced_by_no_data=forced_by_no_data,
-    )  # fmt: skip
+    )
 
 
 def classify_score(score: float, *, pass_threshold: float, marginal_threshold: float) -> ScoreClass:

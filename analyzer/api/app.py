@@ -116,9 +116,13 @@ async def verdict(request: web.Request) -> web.Response:
     """GET /api/v1/canaries/{id}/verdict."""
     canary = await request.app[CTX].fleet.get(request.match_info["id"])
     out = VerdictOut.model_validate(
-        {"verdict": _VERDICTS[canary.phase], "score": canary.last_score,
-         "phase": canary.phase, "reason": canary.last_reason}
-    )  # fmt: skip
+        {
+            "verdict": _VERDICTS[canary.phase],
+            "score": canary.last_score,
+            "phase": canary.phase,
+            "reason": canary.last_reason,
+        }
+    )
     return reply(out)
 
 

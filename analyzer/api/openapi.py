@@ -22,9 +22,15 @@ from analyzer.configs.judgeconfig import JudgeConfig
 __all__ = ["openapi_document"]
 
 _MODELS: list[type[BaseModel]] = [
-    ActionRequest, CanaryOut, ConfigOut, ErrorOut, RegisterRequest, ValidateOut, VerdictOut,
+    ActionRequest,
+    CanaryOut,
+    ConfigOut,
+    ErrorOut,
+    RegisterRequest,
+    ValidateOut,
+    VerdictOut,
     JudgeConfig,
-]  # fmt: skip
+]
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
 
@@ -92,8 +98,12 @@ def _canary_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/canaries": {
             "post": _op(
-                "Register a canary", _ref(CanaryOut), ok=201, body=_ref(RegisterRequest),
-                errors=(400, 401, 403, 413, 422, 503), secured=True,
+                "Register a canary",
+                _ref(CanaryOut),
+                ok=201,
+                body=_ref(RegisterRequest),
+                errors=(400, 401, 403, 413, 422, 503),
+                secured=True,
             ),
             "get": _op(
                 "List canaries", _array(CanaryOut), errors=(422,), params=[_param("phase", "query")]
@@ -105,12 +115,16 @@ def _canary_paths() -> dict[str, Any]:
         "/api/v1/canaries/{id}/verdict": {
             "get": _op("A canary's verdict", _ref(VerdictOut), errors=(404,), params=cid)
         },
-    }  # fmt: skip
+    }
     for action in ("abort", "promote", "pause", "resume"):
         op = _op(
-            f"{action.capitalize()} a canary", _ref(CanaryOut), body=_ref(ActionRequest),
-            errors=mutating, secured=True, params=cid,
-        )  # fmt: skip
+            f"{action.capitalize()} a canary",
+            _ref(CanaryOut),
+            body=_ref(ActionRequest),
+            errors=mutating,
+            secured=True,
+            params=cid,
+        )
         paths[f"/api/v1/canaries/{{id}}/{action}"] = {"post": op}
     return paths
 
@@ -129,15 +143,19 @@ def _config_paths() -> dict[str, Any]:
         "/api/v1/configs/{name}": {
             "get": _op("A judge config", _ref(ConfigOut), errors=(404,), params=name),
             "put": _op(
-                "Store a judge config version", _ref(ConfigOut), body=config,
-                errors=(400, 401, 403, 413, 422), secured=True, params=name,
+                "Store a judge config version",
+                _ref(ConfigOut),
+                body=config,
+                errors=(400, 401, 403, 413, 422),
+                secured=True,
+                params=name,
             ),
         },
         "/healthz": {"get": _op("Liveness", {"type": "object"})},
         "/readyz": {"get": _op("Readiness", {"type": "object"}, errors=(503,))},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": text}},
         "/openapi.json": {"get": _op("This document (OpenAPI 3.1)", {"type": "object"})},
-    }  # fmt: skip
+    }
 
 
 def _paths() -> dict[str, Any]:

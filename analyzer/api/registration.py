@@ -47,9 +47,13 @@ def _check_queries(
             for role, template in metric.templates().items():
                 where = f"{side_name}: metrics.{i}.query" + ("" if role == "query" else f".{role}")
                 query = render(
-                    template, labels=side.labels, step_s=config.step,
-                    window_s=config.analysis_interval, variables=variables, where=where,
-                )  # fmt: skip
+                    template,
+                    labels=side.labels,
+                    step_s=config.step,
+                    window_s=config.analysis_interval,
+                    variables=variables,
+                    where=where,
+                )
                 if scrape:
                     check_supported(query, where=where)
 
@@ -65,9 +69,12 @@ def _side(side: SideIn, name: str, scrape: bool) -> Side:
 
 
 async def build_registration(
-    spec: RegisterRequest, body: dict[str, Any], catalog: Catalog, allowed_hosts: list[str],
+    spec: RegisterRequest,
+    body: dict[str, Any],
+    catalog: Catalog,
+    allowed_hosts: list[str],
     scrape: bool,
-) -> Registration:  # fmt: skip
+) -> Registration:
     """Validate everything about a registration; InvalidInput names the field."""
     digest, config = await _config(spec, catalog)
     undeclared = sorted(set(spec.variables) - set(config.variables))
@@ -85,7 +92,16 @@ async def build_registration(
         for s in spec.stages
     )
     return Registration(
-        name=spec.name, service=spec.service, config_hash=digest, config_name=config.name,
-        baseline=baseline, canary=canary, stages=stages, webhook_url=url, mode=spec.mode,
-        metadata=dict(spec.metadata), variables=dict(spec.variables), body=body,
-    )  # fmt: skip
+        name=spec.name,
+        service=spec.service,
+        config_hash=digest,
+        config_name=config.name,
+        baseline=baseline,
+        canary=canary,
+        stages=stages,
+        webhook_url=url,
+        mode=spec.mode,
+        metadata=dict(spec.metadata),
+        variables=dict(spec.variables),
+        body=body,
+    )

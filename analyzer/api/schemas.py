@@ -153,10 +153,16 @@ class TickOut(BaseModel):
     def of(cls, tick: Tick) -> TickOut:
         """From the domain tick."""
         return cls(
-            seq=tick.seq, at=tick.at, phase=tick.phase, stage=tick.stage_index,
-            verdict=str(tick.verdict), score=tick.score, reason=tick.reason,
-            duration_s=tick.duration_s, results=tick.results,
-        )  # fmt: skip
+            seq=tick.seq,
+            at=tick.at,
+            phase=tick.phase,
+            stage=tick.stage_index,
+            verdict=str(tick.verdict),
+            score=tick.score,
+            reason=tick.reason,
+            duration_s=tick.duration_s,
+            results=tick.results,
+        )
 
 
 class DecisionOut(BaseModel):
@@ -176,11 +182,16 @@ class DecisionOut(BaseModel):
     def of(cls, decision: Decision) -> DecisionOut:
         """From the domain decision."""
         return cls(
-            seq=decision.seq, action=str(decision.action), reason=decision.reason,
-            score=decision.score, stage=decision.stage_index, weight=decision.weight,
-            decided_at=decision.decided_at, phase_after=decision.phase_after,
+            seq=decision.seq,
+            action=str(decision.action),
+            reason=decision.reason,
+            score=decision.score,
+            stage=decision.stage_index,
+            weight=decision.weight,
+            decided_at=decision.decided_at,
+            phase_after=decision.phase_after,
             delivery_id=decision.delivery_id,
-        )  # fmt: skip
+        )
 
 
 class DeliveryOut(BaseModel):
@@ -199,10 +210,15 @@ class DeliveryOut(BaseModel):
     def of(cls, d: Delivery) -> DeliveryOut:
         """From the domain delivery."""
         return cls(
-            delivery_id=d.delivery_id, event=d.event, url=d.url, state=str(d.state),
-            attempts=d.attempts, next_attempt_at=d.next_attempt_at, last_error=d.last_error,
+            delivery_id=d.delivery_id,
+            event=d.event,
+            url=d.url,
+            state=str(d.state),
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_error=d.last_error,
             delivered_at=d.delivered_at,
-        )  # fmt: skip
+        )
 
 
 class CanaryOut(BaseModel):
@@ -235,14 +251,26 @@ class CanaryOut(BaseModel):
     def of(cls, c: Canary) -> CanaryOut:
         """From the domain canary (without history)."""
         return cls(
-            id=c.id, name=c.name, service=c.service, phase=c.phase, mode=c.mode,
-            stage=c.stage_index, weight=_weight(c),
+            id=c.id,
+            name=c.name,
+            service=c.service,
+            phase=c.phase,
+            mode=c.mode,
+            stage=c.stage_index,
+            weight=_weight(c),
             stages=[{"weight": s.weight, "duration_s": s.duration_s} for s in c.stages],
-            config=c.config_name, config_hash=c.config_hash, score=c.last_score,
-            reason=c.last_reason, created_at=c.created_at, updated_at=c.updated_at,
-            stage_started_at=c.stage_started_at, analysis_started_at=c.analysis_started_at,
-            decision_seq=c.decision_seq, tick_seq=c.tick_seq, metadata=c.metadata,
-        )  # fmt: skip
+            config=c.config_name,
+            config_hash=c.config_hash,
+            score=c.last_score,
+            reason=c.last_reason,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            stage_started_at=c.stage_started_at,
+            analysis_started_at=c.analysis_started_at,
+            decision_seq=c.decision_seq,
+            tick_seq=c.tick_seq,
+            metadata=c.metadata,
+        )
 
 
 def _weight(canary: Canary) -> float:

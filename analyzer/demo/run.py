@@ -104,16 +104,26 @@ def _deployments() -> dict[str, SimulatedDeployment]:
 
 def _registration(service: str, version: str, urls: dict[str, str], hook: str) -> dict[str, Any]:
     return {
-        "name": f"{service}-{version}", "service": service, "config_inline": DEMO_CONFIG,
-        "baseline": {"labels": {"deployment": f"{service}-baseline"},
-                     "targets": [urls[f"{service}-baseline"]]},
-        "canary": {"labels": {"deployment": f"{service}-canary"},
-                   "targets": [urls[f"{service}-canary"]]},
-        "stages": [{"weight": 10, "duration": "20s"}, {"weight": 50, "duration": "20s"},
-                   {"weight": 100, "duration": "0s"}],
-        "webhook": {"url": hook}, "mode": "live",
+        "name": f"{service}-{version}",
+        "service": service,
+        "config_inline": DEMO_CONFIG,
+        "baseline": {
+            "labels": {"deployment": f"{service}-baseline"},
+            "targets": [urls[f"{service}-baseline"]],
+        },
+        "canary": {
+            "labels": {"deployment": f"{service}-canary"},
+            "targets": [urls[f"{service}-canary"]],
+        },
+        "stages": [
+            {"weight": 10, "duration": "20s"},
+            {"weight": 50, "duration": "20s"},
+            {"weight": 100, "duration": "0s"},
+        ],
+        "webhook": {"url": hook},
+        "mode": "live",
         "metadata": {"commit": secrets.token_hex(4)},
-    }  # fmt: skip
+    }
 
 
 def _line(c: dict[str, Any]) -> str:
@@ -170,11 +180,14 @@ async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="canaryd-demo-") as tmp:
         settings = Settings(
-            listen=f"127.0.0.1:{port}", database_url=f"sqlite:///{tmp}/canaryd.db",
-            api_tokens=[token], webhook_secret=secret,
-            webhook_allowed_hosts=[f"127.0.0.1:{hook_port}"], config_dir=Path(tmp) / "configs",
+            listen=f"127.0.0.1:{port}",
+            database_url=f"sqlite:///{tmp}/canaryd.db",
+            api_tokens=[token],
+            webhook_secret=secret,
+            webhook_allowed_hosts=[f"127.0.0.1:{hook_port}"],
+            config_dir=Path(tmp) / "configs",
             shutdown_grace_s=5.0,
-        )  # fmt: skip
+        )
         daemon = Daemon(settings)
         runner = web.AppRunner(daemon.build(), access_log=None)
         await runner.setup()
@@ -204,9 +217,15 @@ async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
 
 
 async def _drive(
-    settings: Settings, token: str, sims: _Fleet, stand_in: DeployStandIn,
-    *, hook_port: int, keep: bool, timeout_s: float,
-) -> int:  # fmt: skip
+    settings: Settings,
+    token: str,
+    sims: _Fleet,
+    stand_in: DeployStandIn,
+    *,
+    hook_port: int,
+    keep: bool,
+    timeout_s: float,
+) -> int:
     api = f"http://{settings.listen}"
     hook = f"http://127.0.0.1:{hook_port}/hooks/canary"
     headers = {"Authorization": f"Bearer {token}"}
@@ -239,13 +258,17 @@ def _summary(states: list[dict[str, Any]], stand_in: DeployStandIn) -> bool:
     phases = {c["service"]: c["phase"] for c in states}
     print("\nwebhooks received by the deploy system (signatures verified):")
     for event in stand_in.received:
-        print(f"  {event['delivery']:<36} {event['event']:<9} {event['name']:<16} "
-              f"weight {event['weight']:g}%  {event['reason'][:80]}")  # fmt: skip
+        print(
+            f"  {event['delivery']:<36} {event['event']:<9} {event['name']:<16} "
+            f"weight {event['weight']:g}%  {event['reason'][:80]}"
+        )
     events = {(e["service"], e["event"]) for e in stand_in.received}
     ok = (
-        phases.get("search") == "rolled_back" and phases.get("checkout") == "promoted"
-        and ("search", "rollback") in events and ("checkout", "promote") in events
-    )  # fmt: skip
+        phases.get("search") == "rolled_back"
+        and phases.get("checkout") == "promoted"
+        and ("search", "rollback") in events
+        and ("checkout", "promote") in events
+    )
     verdict = "as expected" if ok else "NOT as expected"
     print(f"\nresult: search {phases.get('search')}, checkout {phases.get('checkout')} — {verdict}")
     return ok

@@ -50,13 +50,20 @@ DEMO_CONFIG: dict[str, Any] = {
     "groups": {"errors": 60, "latency": 40},
     "metrics": [
         {
-            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True,
+            "name": "error_rate",
+            "group": "errors",
+            "kind": "count",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "critical": True,
             "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
             "query": ERROR_RATIO_QUERY,
         },
         {
-            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
+            "name": "latency_p99",
+            "group": "latency",
+            "kind": "series",
+            "judge": "mann-whitney",
             "direction": "increase",
             "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
             "query": LATENCY_P99_QUERY,
@@ -66,7 +73,7 @@ DEMO_CONFIG: dict[str, Any] = {
         {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "10s"},
         {"metric": "latency_p99", "max_increase": 0.05, "min_points": 5, "window": "10s"},
     ],
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -86,9 +93,11 @@ class SimulatedDeployment:
             "http_requests", "Requests served.", ["code"], registry=self.registry
         )
         self.latency = Histogram(
-            "http_request_duration_seconds", "Request latency.", buckets=LATENCY_BUCKETS,
+            "http_request_duration_seconds",
+            "Request latency.",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
-        )  # fmt: skip
+        )
 
     def advance(self, seconds: float) -> None:
         """Serve ``seconds`` worth of simulated requests."""

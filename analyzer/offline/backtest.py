@@ -87,8 +87,12 @@ class BacktestOutcome:
 
     def record(self) -> dict[str, Any]:
         """The ``--json`` line: exactly name, verdict, step and reason."""
-        return {"name": self.name, "verdict": str(self.verdict), "step": self.step,
-                "reason": self.reason}  # fmt: skip
+        return {
+            "name": self.name,
+            "verdict": str(self.verdict),
+            "step": self.step,
+            "reason": self.reason,
+        }
 
 
 def check_step(config: JudgeConfig, recording: Recording) -> None:
@@ -108,12 +112,20 @@ def _canary(config: JudgeConfig, recording: Recording, stages: Sequence[Stage] |
         span = max(0, recording.steps - 1 - first) * recording.step_s
         stages = (Stage(weight=100.0, duration_s=span),)
     return Canary(
-        id=recording.name, name=recording.name, service="backtest", config_name=config.name,
-        config_hash=config_hash(config), baseline=Side(labels={"side": "baseline"}),
-        canary=Side(labels={"side": "canary"}), stages=tuple(stages), webhook_url=None,
-        mode=Mode.DRY_RUN, created_at=recording.start, phase=Phase.WARMUP,
+        id=recording.name,
+        name=recording.name,
+        service="backtest",
+        config_name=config.name,
+        config_hash=config_hash(config),
+        baseline=Side(labels={"side": "baseline"}),
+        canary=Side(labels={"side": "canary"}),
+        stages=tuple(stages),
+        webhook_url=None,
+        mode=Mode.DRY_RUN,
+        created_at=recording.start,
+        phase=Phase.WARMUP,
         stage_started_at=recording.start,
-    )  # fmt: skip
+    )
 
 
 def backtest(
@@ -138,9 +150,14 @@ def backtest(
         if canary.phase is Phase.RUNNING:
             start, end = window_bounds(canary, config, now)
             request = FetchRequest(
-                canary_id=canary.id, metrics=queries, baseline=canary.baseline,
-                canary=canary.canary, start=start, end=end, step_s=config.step,
-            )  # fmt: skip
+                canary_id=canary.id,
+                metrics=queries,
+                baseline=canary.baseline,
+                canary=canary.canary,
+                start=start,
+                end=end,
+                step_s=config.step,
+            )
             ev = evaluate(config, source.window(request), score_now=score_now)
         step = next_step(canary, config, ev, now)
         canary, reason = step.canary, step.reason
@@ -154,9 +171,13 @@ def _outcome(
     recording: Recording, verdict: BacktestVerdict, step: int | None, reason: str
 ) -> BacktestOutcome:
     return BacktestOutcome(
-        name=recording.name, verdict=verdict, step=step, reason=reason, truth=recording.truth,
+        name=recording.name,
+        verdict=verdict,
+        step=step,
+        reason=reason,
+        truth=recording.truth,
         step_s=recording.step_s,
-    )  # fmt: skip
+    )
 
 
 # -- evaluation reports -------------------------------------------------------------------------
@@ -194,13 +215,16 @@ class Summary:
         """JSON-ready figures."""
         ci = self.false_rollback_ci
         return {
-            "null_runs": self.null_runs, "false_rollbacks": self.false_rollbacks,
+            "null_runs": self.null_runs,
+            "false_rollbacks": self.false_rollbacks,
             "false_rollback_rate": self.false_rollback_rate,
             "false_rollback_ci95": None if ci is None else list(ci),
-            "regressions": self.regressions, "detected": self.detected, "power": self.power,
+            "regressions": self.regressions,
+            "detected": self.detected,
+            "power": self.power,
             "premature_rollbacks": self.premature,
             "median_minutes_to_detect": self.median_minutes_to_detect,
-        }  # fmt: skip
+        }
 
 
 def wilson_interval(successes: int, trials: int, z: float = _Z95) -> tuple[float, float]:
@@ -235,11 +259,14 @@ def summarize(outcomes: Sequence[BacktestOutcome]) -> Summary | None:
         else:
             delays.append((o.step - onset) * o.step_s / 60.0)
     return Summary(
-        null_runs=len(nulls), false_rollbacks=false,
+        null_runs=len(nulls),
+        false_rollbacks=false,
         false_rollback_ci=wilson_interval(false, len(nulls)) if nulls else None,
-        regressions=len(regressions), detected=len(delays), premature=premature,
+        regressions=len(regressions),
+        detected=len(delays),
+        premature=premature,
         median_minutes_to_detect=statistics.median(delays) if delays else None,
-    )  # fmt: skip
+    )
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -271,10 +298,12 @@ def format_summary(summary: Summary) -> str:
     s, ci = summary, summary.false_rollback_ci
     interval = "" if ci is None else f", 95 % CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f} %"
     median = s.median_minutes_to_detect
-    return "\n".join([
-        f"false rollbacks: {s.false_rollbacks} of {s.null_runs} A/A runs "
-        f"({_percent(s.false_rollback_rate)}{interval})",
-        f"power: {s.detected} of {s.regressions} regressions detected ({_percent(s.power)}); "
-        f"{s.premature} rolled back before the onset",
-        "median time to detect: " + ("n/a" if median is None else f"{median:g} min"),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"false rollbacks: {s.false_rollbacks} of {s.null_runs} A/A runs "
+            f"({_percent(s.false_rollback_rate)}{interval})",
+            f"power: {s.detected} of {s.regressions} regressions detected ({_percent(s.power)}); "
+            f"{s.premature} rolled back before the onset",
+            "median time to detect: " + ("n/a" if median is None else f"{median:g} min"),
+        ]
+    )

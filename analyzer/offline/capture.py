@@ -90,9 +90,11 @@ def _grid(start: datetime, end: datetime, step_s: float) -> Grid:
 
 
 def _check(
-    prometheus_url: str, config: JudgeConfig, variables: Mapping[str, str],
+    prometheus_url: str,
+    config: JudgeConfig,
+    variables: Mapping[str, str],
     labels: Mapping[str, Mapping[str, str]],
-) -> None:  # fmt: skip
+) -> None:
     url = URL(prometheus_url)
     if url.scheme not in ("http", "https") or not url.host:
         raise InvalidInput("prometheus_url", f"need an http(s) URL, got {prometheus_url!r}")
@@ -147,11 +149,19 @@ def _values(result: Any, grid: Grid, where: str) -> tuple[FloatArray, str]:
 
 
 def capture(
-    config: JudgeConfig, *, prometheus_url: str, baseline: Mapping[str, str],
-    canary: Mapping[str, str], start: datetime, end: datetime, name: str,
-    step_s: float | None = None, variables: Mapping[str, str] | None = None,
-    timeout_s: float = 30.0, retries: int = 2,
-) -> Captured:  # fmt: skip
+    config: JudgeConfig,
+    *,
+    prometheus_url: str,
+    baseline: Mapping[str, str],
+    canary: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    name: str,
+    step_s: float | None = None,
+    variables: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+    retries: int = 2,
+) -> Captured:
     """Record ``config``'s metrics for a baseline/canary label pair over [start, end].
 
     Synchronous (see the module docstring): outside an event loop, or via
@@ -196,21 +206,29 @@ class _Plan:
             for side in SIDES:
                 where = f"metrics.{metric.name}.{side}" + ("" if role == "query" else f".{role}")
                 query = render(
-                    template, labels=self.labels[side], step_s=grid.step_s,
-                    window_s=grid.steps * grid.step_s, variables=self.variables, where=where,
-                )  # fmt: skip
+                    template,
+                    labels=self.labels[side],
+                    step_s=grid.step_s,
+                    window_s=grid.steps * grid.step_s,
+                    variables=self.variables,
+                    where=where,
+                )
                 with _map_client_errors(where):
                     result = client.custom_query_range(
-                        query, start_time=_utc(grid.start),
-                        end_time=_utc(grid.time(grid.steps - 1)), step=repr(grid.step_s),
-                    )  # fmt: skip
+                        query,
+                        start_time=_utc(grid.start),
+                        end_time=_utc(grid.time(grid.steps - 1)),
+                        step=repr(grid.step_s),
+                    )
                 values, note = _values(result, grid, where)
                 arrays[side][OUTPUT_KEYS[role]] = values
                 notes.extend([note] if note else [])
         return MetricData(
-            name=metric.name, kind=metric.kind, baseline=arrays["baseline"],
+            name=metric.name,
+            kind=metric.kind,
+            baseline=arrays["baseline"],
             canary=arrays["canary"],
-        )  # fmt: skip
+        )
 
 
 def _utc(seconds: float) -> datetime:

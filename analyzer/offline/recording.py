@@ -160,14 +160,17 @@ def _metric(name: str, metric: _CountMetric | _SeriesMetric) -> MetricData:
     if isinstance(metric, _CountMetric):
         b, c = metric.baseline, metric.canary
         return MetricData(
-            name=name, kind="count",
+            name=name,
+            kind="count",
             baseline={"events": _array(b.events), "exposure": _array(b.exposure)},
             canary={"events": _array(c.events), "exposure": _array(c.exposure)},
-        )  # fmt: skip
+        )
     return MetricData(
-        name=name, kind="series",
-        baseline={"values": _array(metric.baseline)}, canary={"values": _array(metric.canary)},
-    )  # fmt: skip
+        name=name,
+        kind="series",
+        baseline={"values": _array(metric.baseline)},
+        canary={"values": _array(metric.canary)},
+    )
 
 
 def _message(exc: ValidationError) -> str:
@@ -191,12 +194,16 @@ def parse_recording(data: Any, *, source: str = "recording") -> Recording:
     metrics = {name: _metric(name, m) for name, m in model.metrics.items()}
     truth = model.truth
     return Recording(
-        name=model.name, start=model.start.timestamp(), step_s=model.step_s,
-        steps=len(_columns(model)[0][1]), metrics=metrics, source=source,
-        truth=None if truth is None else Truth(
-            regression=truth.regression, metric=truth.metric, onset_step=truth.onset_step
-        ),
-    )  # fmt: skip
+        name=model.name,
+        start=model.start.timestamp(),
+        step_s=model.step_s,
+        steps=len(_columns(model)[0][1]),
+        metrics=metrics,
+        source=source,
+        truth=None
+        if truth is None
+        else Truth(regression=truth.regression, metric=truth.metric, onset_step=truth.onset_step),
+    )
 
 
 def load_recording(path: Path) -> Recording:
@@ -246,9 +253,12 @@ def dump_recording(recording: Recording) -> dict[str, Any]:
             }
     start = datetime.fromtimestamp(recording.start, tz=UTC).isoformat().replace("+00:00", "Z")
     doc: dict[str, Any] = {
-        "format": FORMAT, "name": recording.name, "start": start,
-        "step_s": _plain(recording.step_s), "metrics": metrics,
-    }  # fmt: skip
+        "format": FORMAT,
+        "name": recording.name,
+        "start": start,
+        "step_s": _plain(recording.step_s),
+        "metrics": metrics,
+    }
     if recording.truth is not None:
         t = recording.truth
         doc["truth"] = {"regression": t.regression, "metric": t.metric, "onset_step": t.onset_step}

@@ -149,13 +149,21 @@ def _options(metric: _MetricConfig, judge: _JudgeConfigurations) -> MannWhitneyO
     canary = metric.analysisConfigurations.canary
     effect = canary.effectSize
     return MannWhitneyOptions(
-        direction=canary.direction, tolerance=judge.tolerance, confidence=judge.confLevel,
-        effect_measure=effect.measure, allowed_increase=effect.allowedIncrease,
-        allowed_decrease=effect.allowedDecrease, critical_increase=effect.criticalIncrease,
-        critical_decrease=effect.criticalDecrease, critical=canary.critical,
-        must_have_data=canary.mustHaveData, muted=canary.muted, nan_strategy=canary.nanStrategy,
-        outliers=canary.outliers.strategy, outlier_factor=canary.outliers.outlierFactor,
-    )  # fmt: skip
+        direction=canary.direction,
+        tolerance=judge.tolerance,
+        confidence=judge.confLevel,
+        effect_measure=effect.measure,
+        allowed_increase=effect.allowedIncrease,
+        allowed_decrease=effect.allowedDecrease,
+        critical_increase=effect.criticalIncrease,
+        critical_decrease=effect.criticalDecrease,
+        critical=canary.critical,
+        must_have_data=canary.mustHaveData,
+        muted=canary.muted,
+        nan_strategy=canary.nanStrategy,
+        outliers=canary.outliers.strategy,
+        outlier_factor=canary.outliers.outlierFactor,
+    )
 
 
 def _values(raw: list[float | None]) -> list[float]:
@@ -185,17 +193,22 @@ def judge_request(request: JudgeRequest) -> dict[str, Any]:
     ]
     thresholds = request.scoreThresholds
     score = score_groups(
-        scored, config.classifier.groupWeights,
-        pass_threshold=thresholds.pass_, marginal_threshold=thresholds.marginal,
-    )  # fmt: skip
+        scored,
+        config.classifier.groupWeights,
+        pass_threshold=thresholds.pass_,
+        marginal_threshold=thresholds.marginal,
+    )
     return _result_body(config.judge.name, score, judged)
 
 
 def _stats(stats: Stats) -> dict[str, Any]:
     return {
-        "count": stats.count, "mean": _num(stats.mean), "std": _num(stats.std),
-        "min": _num(stats.min), "max": _num(stats.max),
-    }  # fmt: skip
+        "count": stats.count,
+        "mean": _num(stats.mean),
+        "std": _num(stats.std),
+        "min": _num(stats.min),
+        "max": _num(stats.max),
+    }
 
 
 def _num(value: float) -> float | None:
@@ -213,9 +226,11 @@ def _result_body(
         meta: dict[str, Any] = {"ratio": _num(res.ratio)}
         if test is not None:
             meta |= {
-                "lowerConfidence": _num(test.lower), "upperConfidence": _num(test.upper),
-                "estimate": _num(test.estimate), "pValue": _num(test.p_value),
-            }  # fmt: skip
+                "lowerConfidence": _num(test.lower),
+                "upperConfidence": _num(test.upper),
+                "estimate": _num(test.estimate),
+                "pValue": _num(test.p_value),
+            }
         results.append(
             {
                 "name": pair.name,

@@ -76,9 +76,12 @@ class ReplaySource:
                     source = recorded.baseline if side == "baseline" else recorded.canary
                     arrays[side][key] = _take(source[key], indices)
         return MetricData(
-            name=query.name, kind=query.kind, baseline=arrays["baseline"],
-            canary=arrays["canary"], error=error,
-        )  # fmt: skip
+            name=query.name,
+            kind=query.kind,
+            baseline=arrays["baseline"],
+            canary=arrays["canary"],
+            error=error,
+        )
 
     def _refusal(
         self, query: MetricQuery, request: FetchRequest, recorded: MetricData | None

@@ -90,12 +90,20 @@ class SequentialOutcome:
         """JSON-ready evidence."""
         r = self.result
         return {
-            "name": self.name, "judge": self.judge, "critical": self.critical,
-            "failed": r.failed, "proven": r.proven, "e_value": _num(r.e_value),
-            "threshold": r.threshold, "estimate": _num(r.estimate), "lower": _num(r.lower),
-            "upper": _num(r.upper), "steps": r.steps, "dispersion": r.dispersion,
+            "name": self.name,
+            "judge": self.judge,
+            "critical": self.critical,
+            "failed": r.failed,
+            "proven": r.proven,
+            "e_value": _num(r.e_value),
+            "threshold": r.threshold,
+            "estimate": _num(r.estimate),
+            "lower": _num(r.lower),
+            "upper": _num(r.upper),
+            "steps": r.steps,
+            "dispersion": r.dispersion,
             "reason": self.reason,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,10 +216,11 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
         return Evaluation(kill=kill, sequential=sequential)
     by_name = {s.name: s for s in sequential}
     outcomes = tuple(
-        _sequential_outcome(m, by_name[m.name]) if m.name in by_name
+        _sequential_outcome(m, by_name[m.name])
+        if m.name in by_name
         else _judge_metric(m, config, window.metrics.get(m.name))
         for m in config.metrics
-    )  # fmt: skip
+    )
     scored = [
         ScoredMetric(
             name=o.name,
@@ -225,9 +234,11 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
     ]
     thresholds = config.score_thresholds
     score = score_groups(
-        scored, config.groups,
-        pass_threshold=thresholds.pass_, marginal_threshold=thresholds.marginal,
-    )  # fmt: skip
+        scored,
+        config.groups,
+        pass_threshold=thresholds.pass_,
+        marginal_threshold=thresholds.marginal,
+    )
     return Evaluation(kill=kill, sequential=sequential, metrics=outcomes, score=score)
 
 
@@ -239,23 +250,37 @@ def _sequential(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome,
         data = window.metrics.get(metric.name)
         if data is None or not _has_data(data):
             result = SequentialResult(
-                e_value=1.0, estimate=math.nan, lower=-math.inf, upper=math.inf, steps=0,
-                failed=False, proven=False, threshold=len(metrics) / config.alpha,
+                e_value=1.0,
+                estimate=math.nan,
+                lower=-math.inf,
+                upper=math.inf,
+                steps=0,
+                failed=False,
+                proven=False,
+                threshold=len(metrics) / config.alpha,
                 reason=(data.error or "no data") if data is not None else "not fetched",
-            )  # fmt: skip
+            )
         elif metric.judge == "sequential-count":
             result = sequential_count(
-                data.baseline["events"], data.baseline["exposure"],
-                data.canary["events"], data.canary["exposure"],
-                alpha=config.alpha, metrics=len(metrics), tolerance=metric.tolerance or 1.2,
+                data.baseline["events"],
+                data.baseline["exposure"],
+                data.canary["events"],
+                data.canary["exposure"],
+                alpha=config.alpha,
+                metrics=len(metrics),
+                tolerance=metric.tolerance or 1.2,
                 direction=metric.direction,
-            )  # fmt: skip
+            )
         else:
             result = sequential_mean(
-                data.baseline["values"], data.canary["values"], alpha=config.alpha,
-                metrics=len(metrics), tolerance=metric.tolerance or 0.0,
-                direction=metric.direction, t_opt=t_opt,
-            )  # fmt: skip
+                data.baseline["values"],
+                data.canary["values"],
+                alpha=config.alpha,
+                metrics=len(metrics),
+                tolerance=metric.tolerance or 0.0,
+                direction=metric.direction,
+                t_opt=t_opt,
+            )
         out.append(
             SequentialOutcome(
                 name=metric.name,
@@ -277,25 +302,38 @@ def _sequential_outcome(metric: MetricConfig, seq: SequentialOutcome) -> MetricO
     if seq.failed:
         label = Label.LOW if metric.direction is Direction.DECREASE else Label.HIGH
     return MetricOutcome(
-        name=metric.name, judge=metric.judge, label=label, reason=seq.reason,
-        critical=metric.critical and seq.failed, muted=metric.muted, details=seq.record(),
-    )  # fmt: skip
+        name=metric.name,
+        judge=metric.judge,
+        label=label,
+        reason=seq.reason,
+        critical=metric.critical and seq.failed,
+        muted=metric.muted,
+        details=seq.record(),
+    )
 
 
 def _rule(limits: ThresholdLimits, metric: str) -> ThresholdRule:
     return ThresholdRule(
-        metric=metric, min=limits.min, max=limits.max, max_increase=limits.max_increase,
-        max_ratio=limits.max_ratio, min_points=limits.min_points, min_exposure=limits.min_exposure,
-    )  # fmt: skip
+        metric=metric,
+        min=limits.min,
+        max=limits.max,
+        max_increase=limits.max_increase,
+        max_ratio=limits.max_ratio,
+        min_points=limits.min_points,
+        min_exposure=limits.min_exposure,
+    )
 
 
 def _threshold(rule: ThresholdRule, data: MetricData, last: int | None) -> ThresholdResult:
     cut = slice(-last, None) if last else slice(None)
     if data.kind == "count":
         return threshold_counts(
-            rule, data.canary["events"][cut], data.canary["exposure"][cut],
-            data.baseline["events"][cut], data.baseline["exposure"][cut],
-        )  # fmt: skip
+            rule,
+            data.canary["events"][cut],
+            data.canary["exposure"][cut],
+            data.baseline["events"][cut],
+            data.baseline["exposure"][cut],
+        )
     return threshold_series(rule, data.canary["values"][cut], data.baseline["values"][cut])
 
 
@@ -317,9 +355,13 @@ def _nodata(metric: MetricConfig, reason: str) -> MetricOutcome:
         Label.NODATA_FAIL_METRIC if metric.must_have_data and not metric.critical else Label.NODATA
     )
     return MetricOutcome(
-        name=metric.name, judge=metric.judge, label=label, reason=reason,
-        critical=metric.critical and label is Label.NODATA, muted=metric.muted,
-    )  # fmt: skip
+        name=metric.name,
+        judge=metric.judge,
+        label=label,
+        reason=reason,
+        critical=metric.critical and label is Label.NODATA,
+        muted=metric.muted,
+    )
 
 
 def _judge_metric(
@@ -333,36 +375,56 @@ def _judge_metric(
         if res.label is Label.NODATA:
             return _nodata(metric, res.reason)
         return MetricOutcome(
-            name=metric.name, judge=metric.judge, label=res.label, reason=res.reason,
-            critical=metric.critical and failed, muted=metric.muted,
+            name=metric.name,
+            judge=metric.judge,
+            label=res.label,
+            reason=res.reason,
+            critical=metric.critical and failed,
+            muted=metric.muted,
             details={"canary": _num(res.canary), "baseline": _num(res.baseline)},
-        )  # fmt: skip
+        )
     return _mann_whitney(metric, config, data)
 
 
 def _mann_whitney(metric: MetricConfig, config: JudgeConfig, data: MetricData) -> MetricOutcome:
     eff = metric.effect_size
     options = MannWhitneyOptions(
-        direction=metric.direction, tolerance=config.mann_whitney.tolerance,
-        confidence=config.mann_whitney.confidence, effect_measure=eff.measure,
-        allowed_increase=eff.allowed_increase, allowed_decrease=eff.allowed_decrease,
-        critical_increase=eff.critical_increase, critical_decrease=eff.critical_decrease,
-        critical=metric.critical, must_have_data=metric.must_have_data, muted=metric.muted,
-        nan_strategy=metric.nan_strategy, outliers=metric.outliers.strategy,
+        direction=metric.direction,
+        tolerance=config.mann_whitney.tolerance,
+        confidence=config.mann_whitney.confidence,
+        effect_measure=eff.measure,
+        allowed_increase=eff.allowed_increase,
+        allowed_decrease=eff.allowed_decrease,
+        critical_increase=eff.critical_increase,
+        critical_decrease=eff.critical_decrease,
+        critical=metric.critical,
+        must_have_data=metric.must_have_data,
+        muted=metric.muted,
+        nan_strategy=metric.nan_strategy,
+        outliers=metric.outliers.strategy,
         outlier_factor=metric.outliers.factor,
-    )  # fmt: skip
+    )
     res = classify(per_step_series(data, "canary"), per_step_series(data, "baseline"), options)
     details: dict[str, Any] = {
         "ratio": _num(res.ratio),
-        "canary_mean": _num(res.experiment.mean), "baseline_mean": _num(res.control.mean),
-        "canary_n": res.experiment.count, "baseline_n": res.control.count,
-    }  # fmt: skip
+        "canary_mean": _num(res.experiment.mean),
+        "baseline_mean": _num(res.control.mean),
+        "canary_n": res.experiment.count,
+        "baseline_n": res.control.count,
+    }
     if res.test is not None:
         details |= {
-            "p_value": _num(res.test.p_value), "lower": _num(res.test.lower),
-            "upper": _num(res.test.upper), "estimate": _num(res.test.estimate),
-        }  # fmt: skip
+            "p_value": _num(res.test.p_value),
+            "lower": _num(res.test.lower),
+            "upper": _num(res.test.upper),
+            "estimate": _num(res.test.estimate),
+        }
     return MetricOutcome(
-        name=metric.name, judge=metric.judge, label=res.label, reason=res.reason,
-        critical=res.critical, muted=res.muted, details=details,
-    )  # fmt: skip
+        name=metric.name,
+        judge=metric.judge,
+        label=res.label,
+        reason=res.reason,
+        critical=res.critical,
+        muted=res.muted,
+        details=details,
+    )

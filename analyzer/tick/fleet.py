@@ -51,9 +51,15 @@ class Fleet:
     """In-memory view of the canaries, backed by the store."""
 
     def __init__(
-        self, store: Store, catalog: Catalog, clock: Clock, telemetry: Telemetry,
-        *, public_url: str, on_change: Callable[[], None] = lambda: None,
-    ) -> None:  # fmt: skip
+        self,
+        store: Store,
+        catalog: Catalog,
+        clock: Clock,
+        telemetry: Telemetry,
+        *,
+        public_url: str,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
@@ -97,12 +103,24 @@ class Fleet:
         """Create a canary in warm-up; it is judged from the next scheduler wake-up."""
         now = self.clock.now()
         canary = Canary(
-            id=uuid.uuid4().hex, name=reg.name, service=reg.service, config_name=reg.config_name,
-            config_hash=reg.config_hash, baseline=reg.baseline, canary=reg.canary,
-            stages=reg.stages, webhook_url=reg.webhook_url, mode=reg.mode, metadata=reg.metadata,
-            variables=reg.variables, created_at=now, phase=Phase.WARMUP, stage_started_at=now,
-            updated_at=now, last_reason="registered",
-        )  # fmt: skip
+            id=uuid.uuid4().hex,
+            name=reg.name,
+            service=reg.service,
+            config_name=reg.config_name,
+            config_hash=reg.config_hash,
+            baseline=reg.baseline,
+            canary=reg.canary,
+            stages=reg.stages,
+            webhook_url=reg.webhook_url,
+            mode=reg.mode,
+            metadata=reg.metadata,
+            variables=reg.variables,
+            created_at=now,
+            phase=Phase.WARMUP,
+            stage_started_at=now,
+            updated_at=now,
+            last_reason="registered",
+        )
         await self.store.create_canary(canary, reg.body)
         self.canaries[canary.id] = canary
         log.info("canary.registered", canary_id=canary.id, service=canary.service, name=canary.name)
@@ -155,8 +173,14 @@ class Fleet:
     def _log_decision(self, canary: Canary, decision: Decision) -> None:
         self.telemetry.decisions.labels(action=str(decision.action)).inc()
         log.info(
-            "decision.made", canary_id=canary.id, service=canary.service,
-            action=str(decision.action), seq=decision.seq, phase=str(canary.phase),
-            weight=decision.weight, score=decision.score, reason=decision.reason,
+            "decision.made",
+            canary_id=canary.id,
+            service=canary.service,
+            action=str(decision.action),
+            seq=decision.seq,
+            phase=str(canary.phase),
+            weight=decision.weight,
+            score=decision.score,
+            reason=decision.reason,
             dry_run=canary.mode is Mode.DRY_RUN,
-        )  # fmt: skip
+        )

@@ -79,9 +79,15 @@ def wants_score(canary: Canary, config: JudgeConfig, now: float) -> bool:
 
 
 def _decide(
-    canary: Canary, action: Action, reason: str, now: float,
-    *, score: float | None, phase: Phase, stage_index: int | None = None,
-) -> Step:  # fmt: skip
+    canary: Canary,
+    action: Action,
+    reason: str,
+    now: float,
+    *,
+    score: float | None,
+    phase: Phase,
+    stage_index: int | None = None,
+) -> Step:
     index = canary.stage_index if stage_index is None else stage_index
     weight = {
         Action.ROLLBACK: 0.0,
@@ -89,17 +95,29 @@ def _decide(
     }.get(action, canary.stages[min(index, len(canary.stages) - 1)].weight)
     seq = canary.decision_seq + 1
     decision = Decision(
-        canary_id=canary.id, seq=seq, action=action, reason=reason, score=score,
-        stage_index=index, weight=weight, decided_at=now, phase_after=phase,
-    )  # fmt: skip
+        canary_id=canary.id,
+        seq=seq,
+        action=action,
+        reason=reason,
+        score=score,
+        stage_index=index,
+        weight=weight,
+        decided_at=now,
+        phase_after=phase,
+    )
     moved = index != canary.stage_index
     state = replace(
-        canary, phase=phase, decision_seq=seq, stage_index=index, last_reason=reason,
-        last_score=score if score is not None else canary.last_score, updated_at=now,
+        canary,
+        phase=phase,
+        decision_seq=seq,
+        stage_index=index,
+        last_reason=reason,
+        last_score=score if score is not None else canary.last_score,
+        updated_at=now,
         stage_started_at=now if moved else canary.stage_started_at,
         paused_from=Phase.RUNNING if phase is Phase.PAUSED else None,
         paused_at=now if phase is Phase.PAUSED else None,
-    )  # fmt: skip
+    )
     verdict = {
         Action.ROLLBACK: Verdict.FAIL,
         Action.PAUSE: Verdict.INCONCLUSIVE,
@@ -144,9 +162,14 @@ def _start(canary: Canary, config: JudgeConfig, now: float) -> Step:
         left = canary.created_at + config.warmup - now
         return Step(canary=canary, verdict=Verdict.RUNNING, reason=f"warming up, {left:.0f}s left")
     state = replace(
-        canary, phase=Phase.RUNNING, analysis_started_at=now, stage_started_at=now,
-        intervals_scored=0, last_reason="analysis started", updated_at=now,
-    )  # fmt: skip
+        canary,
+        phase=Phase.RUNNING,
+        analysis_started_at=now,
+        stage_started_at=now,
+        intervals_scored=0,
+        last_reason="analysis started",
+        updated_at=now,
+    )
     return Step(canary=state, verdict=Verdict.RUNNING, reason="analysis started")
 
 

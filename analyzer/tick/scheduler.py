@@ -46,8 +46,13 @@ class Scheduler:
     """Ticks every live canary on its step grid."""
 
     def __init__(
-        self, fleet: Fleet, source: MetricSource, clock: Clock, *, max_concurrency: int = 256,
-    ) -> None:  # fmt: skip
+        self,
+        fleet: Fleet,
+        source: MetricSource,
+        clock: Clock,
+        *,
+        max_concurrency: int = 256,
+    ) -> None:
         self.fleet = fleet
         self.source = source
         self.clock = clock
@@ -147,10 +152,15 @@ class Scheduler:
             MetricQuery(name=m.name, kind=m.kind, templates=m.templates()) for m in config.metrics
         )
         return FetchRequest(
-            canary_id=canary.id, metrics=metrics, baseline=canary.baseline, canary=canary.canary,
-            start=start, end=end, step_s=config.step,
+            canary_id=canary.id,
+            metrics=metrics,
+            baseline=canary.baseline,
+            canary=canary.canary,
+            start=start,
+            end=end,
+            step_s=config.step,
             variables={**config.variables, **canary.variables},
-        )  # fmt: skip
+        )
 
     async def _fetch_one(self, item: Due, now: float) -> Window | str | None:
         """The canary's window; None when it needs none (warm-up); the error text when the
@@ -198,15 +208,29 @@ class Scheduler:
 
     def _tick(self, canary: Canary, step: Step, ev: Evaluation, now: float, took: float) -> Tick:
         return Tick(
-            canary_id=canary.id, seq=canary.tick_seq + 1, at=now, phase=step.canary.phase,
-            stage_index=step.canary.stage_index, verdict=step.verdict, score=step.score,
-            reason=step.reason, results=ev.record(), duration_s=took,
-        )  # fmt: skip
+            canary_id=canary.id,
+            seq=canary.tick_seq + 1,
+            at=now,
+            phase=step.canary.phase,
+            stage_index=step.canary.stage_index,
+            verdict=step.verdict,
+            score=step.score,
+            reason=step.reason,
+            results=ev.record(),
+            duration_s=took,
+        )
 
     def _report(
-        self, item: Due, saved: Canary, step: Step, ev: Evaluation, window: Window | str | None,
-        *, now: float, took: float,
-    ) -> None:  # fmt: skip
+        self,
+        item: Due,
+        saved: Canary,
+        step: Step,
+        ev: Evaluation,
+        window: Window | str | None,
+        *,
+        now: float,
+        took: float,
+    ) -> None:
         telemetry = self.fleet.telemetry
         telemetry.ticks.labels(verdict=str(step.verdict)).inc()
         telemetry.tick_duration.observe(took)
@@ -216,11 +240,18 @@ class Scheduler:
                 if data.error:
                     telemetry.source_errors.labels(metric=data.name).inc()
         log.info(
-            "tick.completed", canary_id=saved.id, service=saved.service, phase=str(saved.phase),
-            stage=saved.stage_index, verdict=str(step.verdict), score=step.score,
-            reason=step.reason, duration_s=round(took, 4),
-            lag_s=round(max(0.0, now - item.due_at), 4), no_data=ev.no_data,
-        )  # fmt: skip
+            "tick.completed",
+            canary_id=saved.id,
+            service=saved.service,
+            phase=str(saved.phase),
+            stage=saved.stage_index,
+            verdict=str(step.verdict),
+            score=step.score,
+            reason=step.reason,
+            duration_s=round(took, 4),
+            lag_s=round(max(0.0, now - item.due_at), 4),
+            no_data=ev.no_data,
+        )
 
 
 def _judge_all(batch: Sequence[Due], windows: Sequence[Window | str | None]) -> list[Evaluation]:

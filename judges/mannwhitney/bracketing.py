@@ -74,15 +74,22 @@ class _Bounds:
     def unbounded(cls, b: int, n: int, m: int, size: int) -> _Bounds:
         """−∞ and +∞ for every row."""
         return cls(
-            lo_at=np.full(b, -1, dtype=np.int64), lo_count=np.zeros(b, dtype=np.int64),
-            lo_lt=np.full((b, n), m, dtype=np.int64), hi_at=np.full(b, size, dtype=np.int64),
-            hi_count=np.full(b, n * m, dtype=np.int64), hi_lt=np.zeros((b, n), dtype=np.int64),
-        )  # fmt: skip
+            lo_at=np.full(b, -1, dtype=np.int64),
+            lo_count=np.zeros(b, dtype=np.int64),
+            lo_lt=np.full((b, n), m, dtype=np.int64),
+            hi_at=np.full(b, size, dtype=np.int64),
+            hi_count=np.full(b, n * m, dtype=np.int64),
+            hi_lt=np.zeros((b, n), dtype=np.int64),
+        )
 
     def record(
-        self, todo: IntArray, at: tuple[IntArray, IntArray], count: IntArray, lt: IntArray,
+        self,
+        todo: IntArray,
+        at: tuple[IntArray, IntArray],
+        count: IntArray,
+        lt: IntArray,
         ranks: tuple[IntArray, IntArray],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Take a probe (grid run ``at`` = (first, last) index, its count and split) as the
         lower bound where it falls short of the group and as the upper where it reaches it."""
         low = count < ranks[0][todo]
@@ -145,9 +152,10 @@ def bracketed(
         nxt = np.clip(np.where(no_hi, up, np.where(no_lo, down, middle)), 0, size - 1)
         # Past an end of the grid the end itself is probed, once.
         movable = np.where(
-            no_hi, nxt > at[1],
+            no_hi,
+            nxt > at[1],
             np.where(no_lo, nxt < at[0], bounds.hi_at[todo] - bounds.lo_at[todo] > 1),
-        )  # fmt: skip
+        )
         keep = bounds.wide(todo) & movable
         todo, probe = todo[keep], nxt[keep]
         if not todo.size:

@@ -84,10 +84,15 @@ class SortedPairs:
     def take(self, rows: npt.NDArray[np.intp]) -> SortedPairs:
         """The given rows only."""
         return SortedPairs(
-            xs=self.xs[rows], ys=self.ys[rows], xsc=self.xsc[rows], ysc=self.ysc[rows],
-            exponent=self.exponent[rows], scaled=self.scaled[rows], ykeys=self.ykeys[rows],
+            xs=self.xs[rows],
+            ys=self.ys[rows],
+            xsc=self.xsc[rows],
+            ysc=self.ysc[rows],
+            exponent=self.exponent[rows],
+            scaled=self.scaled[rows],
+            ykeys=self.ykeys[rows],
             ypad=self.ypad[rows],
-        )  # fmt: skip
+        )
 
 
 def prepare_pairs(xs: FloatArray, ys: FloatArray, *, pad: int) -> SortedPairs:
@@ -115,9 +120,15 @@ def prepare_pairs(xs: FloatArray, ys: FloatArray, *, pad: int) -> SortedPairs:
     ysc = ys * factor
     rim = np.full((xs.shape[0], pad), np.inf)
     return SortedPairs(
-        xs=xs, ys=ys, xsc=xsc, ysc=ysc, exponent=exponent, scaled=scaled,
-        ykeys=_keys(ysc) + 1, ypad=np.concatenate([-rim, ys, rim], axis=1),
-    )  # fmt: skip
+        xs=xs,
+        ys=ys,
+        xsc=xsc,
+        ysc=ysc,
+        exponent=exponent,
+        scaled=scaled,
+        ykeys=_keys(ysc) + 1,
+        ypad=np.concatenate([-rim, ys, rim], axis=1),
+    )
 
 
 def _low_exponent(values: FloatArray, axis: int | None = None) -> IntArray:
@@ -216,8 +227,10 @@ def _scanned_runs(sorted_rows: FloatArray | IntArray, marks: BoolArray | None) -
     marked = np.zeros(b, dtype=np.int64) if marks is None else (before * marks).sum(axis=1)
     return Runs(
         tie=(3 * before * (before + 1)).sum(axis=1).astype(np.float64),
-        longest=before.max(axis=1) + 1, pairs=before.sum(axis=1), marked=marked,
-    )  # fmt: skip
+        longest=before.max(axis=1) + 1,
+        pairs=before.sum(axis=1),
+        marked=marked,
+    )
 
 
 def pooled_statistics(

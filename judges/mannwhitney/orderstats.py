@@ -73,9 +73,12 @@ def chunk_statistics(
 
 
 def settle(
-    xs: FloatArray, ys: FloatArray, groups: list[IntArray], results: list[FloatArray],
+    xs: FloatArray,
+    ys: FloatArray,
+    groups: list[IntArray],
+    results: list[FloatArray],
     unsettled: BoolArray,
-) -> None:  # fmt: skip
+) -> None:
     """Finish what :func:`chunk_statistics` left unsettled, for all chunks at once: bracketing
     by several probes, then, for what remains, a full sort."""
     rows = np.flatnonzero(unsettled.any(axis=0))

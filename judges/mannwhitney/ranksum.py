@@ -98,12 +98,18 @@ class MannWhitneyArrays:
     def result(self, i: int) -> MannWhitneyResult:
         """Comparison ``i`` as a :class:`MannWhitneyResult`."""
         return MannWhitneyResult(
-            u=float(self.u[i]), z=float(self.z[i]), p_value=float(self.p_value[i]),
-            lower=float(self.lower[i]), upper=float(self.upper[i]),
-            estimate=float(self.estimate[i]), confidence=self.confidence,
-            band=float(self.band[i]), above_band=bool(self.above_band[i]),
-            below_band=bool(self.below_band[i]), reason=_CONSTANT if self.constant[i] else "",
-        )  # fmt: skip
+            u=float(self.u[i]),
+            z=float(self.z[i]),
+            p_value=float(self.p_value[i]),
+            lower=float(self.lower[i]),
+            upper=float(self.upper[i]),
+            estimate=float(self.estimate[i]),
+            confidence=self.confidence,
+            band=float(self.band[i]),
+            above_band=bool(self.above_band[i]),
+            below_band=bool(self.below_band[i]),
+            reason=_CONSTANT if self.constant[i] else "",
+        )
 
     def results(self) -> list[MannWhitneyResult]:
         """Every comparison as a :class:`MannWhitneyResult`."""
@@ -147,9 +153,15 @@ def mann_whitney(
     if x.size == 0 or y.size == 0:
         nan = float("nan")
         return MannWhitneyResult(
-            u=nan, z=nan, p_value=nan, lower=nan, upper=nan, estimate=nan,
-            confidence=confidence, reason="no data",
-        )  # fmt: skip
+            u=nan,
+            z=nan,
+            p_value=nan,
+            lower=nan,
+            upper=nan,
+            estimate=nan,
+            confidence=confidence,
+            reason="no data",
+        )
     return mann_whitney_batch(x[None, :], y[None, :], confidence=confidence, tolerance=tolerance)[0]
 
 
@@ -256,17 +268,38 @@ def mann_whitney_arrays(
     if tolerance is not None:
         width = tolerance * np.abs(estimate)
         above, below = band_tests(
-            Band(x=xs, y=ys, band=width, zq=zq, u=u, sigma=sigma_pooled, sigma0=sigma0,
-                  tie_within=tie_within, longest=longest),
-            lower=lower, upper=upper, k_lower=k_lower, k_upper=k_upper,
-        )  # fmt: skip
+            Band(
+                x=xs,
+                y=ys,
+                band=width,
+                zq=zq,
+                u=u,
+                sigma=sigma_pooled,
+                sigma0=sigma0,
+                tie_within=tie_within,
+                longest=longest,
+            ),
+            lower=lower,
+            upper=upper,
+            k_lower=k_lower,
+            k_upper=k_upper,
+        )
     else:
         width = np.full(b, np.nan)
     constant = (xs[:, 0] == xs[:, -1]) & (ys[:, 0] == ys[:, -1])
     return MannWhitneyArrays(
-        u=u, z=z, p_value=p, lower=lower, upper=upper, estimate=estimate, band=width,
-        above_band=above, below_band=below, constant=constant, confidence=confidence,
-    )  # fmt: skip
+        u=u,
+        z=z,
+        p_value=p,
+        lower=lower,
+        upper=upper,
+        estimate=estimate,
+        band=width,
+        above_band=above,
+        below_band=below,
+        constant=constant,
+        confidence=confidence,
+    )
 
 
 def _rank_groups(k_lower: IntArray, k_upper: IntArray, pairs: int) -> list[IntArray]:

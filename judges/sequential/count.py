@@ -208,9 +208,16 @@ def sequential_count(
     threshold = e_bonferroni_threshold(alpha, metrics) * sides
     if ea.size == 0:
         return SequentialResult(
-            e_value=1.0, estimate=math.nan, lower=0.0, upper=math.inf, steps=0, failed=False,
-            proven=False, threshold=threshold, reason="no events yet",
-        )  # fmt: skip
+            e_value=1.0,
+            estimate=math.nan,
+            lower=0.0,
+            upper=math.inf,
+            steps=0,
+            failed=False,
+            proven=False,
+            threshold=threshold,
+            reason="no events yet",
+        )
     rho = nb / (na + nb)
     log_m = _log_lr(ea, eb, rho)
     best = int(np.argmax(log_m))
@@ -222,10 +229,16 @@ def sequential_count(
     enough = ea.size >= min_steps
     proven = enough and _log_e_within(log_m, tolerance, direction) >= math.log(threshold)
     result = SequentialResult(
-        e_value=e_value, estimate=math.exp(_LOG_R[best]), lower=lower, upper=upper,
-        steps=int(ea.size), failed=enough and e_value >= threshold, proven=proven,
-        threshold=threshold, dispersion=phi,
-    )  # fmt: skip
+        e_value=e_value,
+        estimate=math.exp(_LOG_R[best]),
+        lower=lower,
+        upper=upper,
+        steps=int(ea.size),
+        failed=enough and e_value >= threshold,
+        proven=proven,
+        threshold=threshold,
+        dispersion=phi,
+    )
     return _count_reason(result, direction, tolerance, min_steps)
 
 

@@ -124,10 +124,16 @@ def sequential_mean(
     t = int(d.size)
     if t < max(2, min_steps):
         return SequentialResult(
-            e_value=1.0, estimate=float(d.mean()) if t else math.nan, lower=-math.inf,
-            upper=math.inf, steps=t, failed=False, proven=False, threshold=threshold,
+            e_value=1.0,
+            estimate=float(d.mean()) if t else math.nan,
+            lower=-math.inf,
+            upper=math.inf,
+            steps=t,
+            failed=False,
+            proven=False,
+            threshold=threshold,
             reason=f"{t} paired steps, fewer than {max(2, min_steps)}",
-        )  # fmt: skip
+        )
     mean = float(d.mean())
     scale = max(abs(mean), float(np.abs(d).max()), 1e-300)
     sigma = max(float(d.std(ddof=1)), 1e-9 * scale)
@@ -145,9 +151,15 @@ def sequential_mean(
         Direction.DECREASE: lower > -tolerance,
     }.get(direction, -tolerance < lower and upper < tolerance)
     result = SequentialResult(
-        e_value=e_value, estimate=mean, lower=lower, upper=upper, steps=t,
-        failed=e_value >= threshold, proven=proven, threshold=threshold,
-    )  # fmt: skip
+        e_value=e_value,
+        estimate=mean,
+        lower=lower,
+        upper=upper,
+        steps=t,
+        failed=e_value >= threshold,
+        proven=proven,
+        threshold=threshold,
+    )
     lo, hi = result.lower, result.upper
     up = direction is Direction.INCREASE or (direction is Direction.EITHER and lo > 0.0)
     return verdict_reason(

@@ -216,8 +216,10 @@ async def prometheus(
             f"--storage.tsdb.path={home / 'data'}",
             f"--web.listen-address={HOST}:{port}",
             "--log.level=warn",
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://{HOST}:{port}"
     try:
         async with aiohttp.ClientSession() as client:
@@ -332,9 +334,15 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         log = tmp_path / "canaryd.log"
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "analyzer.cli", "serve",
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "analyzer.cli",
+                "serve",
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         started.append(proc)
         url = f"http://{HOST}:{port}"
         async with aiohttp.ClientSession() as client:

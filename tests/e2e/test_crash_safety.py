@@ -73,11 +73,15 @@ def _registration(
     service: str, hook_url: str, config: str, stages: list[dict[str, Any]]
 ) -> dict[str, Any]:
     return {
-        "name": f"{service}-crash", "service": service, "config": config,
+        "name": f"{service}-crash",
+        "service": service,
+        "config": config,
         "baseline": {"labels": {"deployment": f"{service}-baseline"}},
         "canary": {"labels": {"deployment": f"{service}-canary"}},
-        "stages": stages, "webhook": {"url": hook_url}, "mode": "live",
-    }  # fmt: skip
+        "stages": stages,
+        "webhook": {"url": hook_url},
+        "mode": "live",
+    }
 
 
 def _settings(
@@ -205,8 +209,9 @@ class TestKillNine:
                     return any(d["attempts"] >= 2 for d in before["deliveries"])
 
                 assert await until(failing_retries, timeout_s=WAIT_S), (
-                    before.get("reason"), daemon.log_tail()
-                )  # fmt: skip
+                    before.get("reason"),
+                    daemon.log_tail(),
+                )
             [decision] = before["decisions"]
             [delivery] = before["deliveries"]
             assert (decision["action"], before["phase"]) == ("rollback", "rolled_back")
@@ -303,8 +308,9 @@ class TestKillNine:
                     return len(running) >= 2 and bool(attempted)
 
                 assert await until(mid_stage_with_failing_delivery, timeout_s=WAIT_S), (
-                    {c: s["reason"] for c, s in states.items()}, daemon.log_tail()
-                )  # fmt: skip
+                    {c: s["reason"] for c, s in states.items()},
+                    daemon.log_tail(),
+                )
                 assert (states[good]["phase"], states[good]["stage"]) == ("running", 0)
                 assert states[bad]["phase"] == "rolled_back"
                 assert states[bad]["deliveries"][0]["state"] == "pending"
@@ -336,8 +342,9 @@ class TestKillNine:
                     )
 
                 assert await until(decided_and_delivered, timeout_s=WAIT_S), (
-                    {c: s["reason"] for c, s in states.items()}, daemon.log_tail()
-                )  # fmt: skip
+                    {c: s["reason"] for c, s in states.items()},
+                    daemon.log_tail(),
+                )
                 # The first stage ended on its stored timer, not FIRST_STAGE_S after the restart.
                 first = states[good]["decisions"][0]
                 stage_end = warm["stage_started_at"] + FIRST_STAGE_S

@@ -49,12 +49,16 @@ STAGES = [
 
 def _registration(service: str, hook_url: str) -> dict[str, Any]:
     return {
-        "name": f"{service}-e2e", "service": service, "config": JUDGE_CONFIG["name"],
+        "name": f"{service}-e2e",
+        "service": service,
+        "config": JUDGE_CONFIG["name"],
         "baseline": {"labels": {"deployment": f"{service}-baseline"}},
         "canary": {"labels": {"deployment": f"{service}-canary"}},
-        "stages": STAGES, "webhook": {"url": hook_url}, "mode": "live",
+        "stages": STAGES,
+        "webhook": {"url": hook_url},
+        "mode": "live",
         "metadata": {"commit": "e2e"},
-    }  # fmt: skip
+    }
 
 
 async def _scraped_everything(client: aiohttp.ClientSession, prom: Prometheus) -> bool:
@@ -102,13 +106,15 @@ class TestPrometheusEndToEnd:
         configs = tmp_path / "configs"
         configs.mkdir()
         (configs / "e2e.yaml").write_text(yaml.safe_dump(JUDGE_CONFIG), encoding="utf-8")
-        daemon = await start_daemon({
-            "CANARYD_PROMETHEUS_URL": prometheus.url,
-            "CANARYD_WEBHOOK_SECRET": receiver.secret,
-            "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.url.split("/")[2],
-            "CANARYD_CONFIG_DIR": str(configs),
-            "CANARYD_SOURCE_TIMEOUT_S": "5",
-        })  # fmt: skip
+        daemon = await start_daemon(
+            {
+                "CANARYD_PROMETHEUS_URL": prometheus.url,
+                "CANARYD_WEBHOOK_SECRET": receiver.secret,
+                "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.url.split("/")[2],
+                "CANARYD_CONFIG_DIR": str(configs),
+                "CANARYD_SOURCE_TIMEOUT_S": "5",
+            }
+        )
         headers = {"Authorization": f"Bearer {daemon.token}"}
         async with aiohttp.ClientSession(headers=headers) as client:
             scraped = await until(

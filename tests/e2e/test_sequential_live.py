@@ -59,15 +59,19 @@ CONFIG: dict[str, Any] = {
     "on_inconclusive": "pause",
     "metrics": [
         {
-            "name": "error_rate", "kind": "count", "judge": "sequential-count",
-            "direction": "increase", "critical": True, "tolerance": 1.2,
+            "name": "error_rate",
+            "kind": "count",
+            "judge": "sequential-count",
+            "direction": "increase",
+            "critical": True,
+            "tolerance": 1.2,
             "query": {
                 "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
                 "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
             },
         }
     ],
-}  # fmt: skip
+}
 
 STAGES = [
     {"weight": 50, "duration": f"{STAGE_S:g}s", "min_duration": f"{MIN_STAGE_S:g}s"},
@@ -167,18 +171,26 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         sock = _bound_socket()
         port = int(sock.getsockname()[1])
         settings = Settings(
-            listen=f"{HOST}:{port}", database_url=f"sqlite:///{tmp_path / 'canaryd.db'}",
-            api_tokens=[token], webhook_secret=secret,
-            webhook_allowed_hosts=[f"{HOST}:{hook_port}"], config_dir=tmp_path / "configs",
-            public_url=f"http://{HOST}:{port}", shutdown_grace_s=2.0, webhook_timeout_s=5.0,
-        )  # fmt: skip
+            listen=f"{HOST}:{port}",
+            database_url=f"sqlite:///{tmp_path / 'canaryd.db'}",
+            api_tokens=[token],
+            webhook_secret=secret,
+            webhook_allowed_hosts=[f"{HOST}:{hook_port}"],
+            config_dir=tmp_path / "configs",
+            public_url=f"http://{HOST}:{port}",
+            shutdown_grace_s=2.0,
+            webhook_timeout_s=5.0,
+        )
         runner, _ = await _serve(Daemon(settings).build(), sock)
         runners.append(runner)
         traffic = asyncio.create_task(_traffic(deployments, stop))
         yield Live(
-            api=f"http://{HOST}:{port}", token=token, hook_url=f"http://{HOST}:{hook_port}/hooks",
-            receiver=receiver, targets=targets,
-        )  # fmt: skip
+            api=f"http://{HOST}:{port}",
+            token=token,
+            hook_url=f"http://{HOST}:{hook_port}/hooks",
+            receiver=receiver,
+            targets=targets,
+        )
     finally:
         stop.set()
         if traffic is not None:
@@ -189,13 +201,19 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
 
 def _registration(name: str, canary: str, live: Live) -> dict[str, Any]:
     return {
-        "name": name, "service": "checkout", "config_inline": CONFIG,
-        "baseline": {"labels": {"deployment": "checkout-baseline"},
-                     "targets": [live.targets["checkout-baseline"]]},
+        "name": name,
+        "service": "checkout",
+        "config_inline": CONFIG,
+        "baseline": {
+            "labels": {"deployment": "checkout-baseline"},
+            "targets": [live.targets["checkout-baseline"]],
+        },
         "canary": {"labels": {"deployment": canary}, "targets": [live.targets[canary]]},
-        "stages": STAGES, "webhook": {"url": live.hook_url}, "mode": "live",
+        "stages": STAGES,
+        "webhook": {"url": live.hook_url},
+        "mode": "live",
         "metadata": {"commit": "e2e-sequential"},
-    }  # fmt: skip
+    }
 
 
 async def _until_settled(

@@ -67,8 +67,11 @@ CONFIG: dict[str, Any] = {
     "on_inconclusive": "rollback",  # every canary finishes: promoted or rolled back
     "metrics": [
         {
-            "name": "error_rate", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True,
+            "name": "error_rate",
+            "kind": "count",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "critical": True,
             "effect_size": {"allowed_increase": 1.5, "critical_increase": 2.0},
             "query": {
                 "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
@@ -79,18 +82,22 @@ CONFIG: dict[str, Any] = {
     "kill_switch": [
         {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"},
     ],
-}  # fmt: skip
+}
 PARKED_CONFIG: dict[str, Any] = {**CONFIG, "name": "shutdown-parked", "warmup": "10m"}
 STAGES = [{"weight": 25, "duration": "4s"}, {"weight": 100, "duration": "0s"}]
 
 
 def _registration(service: str, n: int, hook_url: str, config: str) -> dict[str, Any]:
     return {
-        "name": f"{service}-{n}", "service": service, "config": config,
+        "name": f"{service}-{n}",
+        "service": service,
+        "config": config,
         "baseline": {"labels": {"deployment": f"{service}-baseline"}},
         "canary": {"labels": {"deployment": f"{service}-canary"}},
-        "stages": STAGES, "webhook": {"url": hook_url}, "mode": "live",
-    }  # fmt: skip
+        "stages": STAGES,
+        "webhook": {"url": hook_url},
+        "mode": "live",
+    }
 
 
 def _settings(
@@ -334,9 +341,13 @@ class _StuckDelivery:
     """A daemon whose one webhook (a manual promote) is held by the receiver until released."""
 
     def __init__(
-        self, receiver: Receiver, start_daemon: StartDaemon, until: Until, tmp_path: Path,
+        self,
+        receiver: Receiver,
+        start_daemon: StartDaemon,
+        until: Until,
+        tmp_path: Path,
         grace_s: float,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.receiver, self.start_daemon, self.until = receiver, start_daemon, until
         self.recorder = HookRecorder(receiver.hook, hold_s=60.0)
         self.hook_sock = reserve_port()

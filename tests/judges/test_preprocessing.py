@@ -123,9 +123,11 @@ class TestPrepare:
         """
         values = [math.nan, *range(10, 20)]
         kept = prepare(
-            values, nan_strategy=NanStrategy.REPLACE, outliers=OutlierStrategy.REMOVE,
+            values,
+            nan_strategy=NanStrategy.REPLACE,
+            outliers=OutlierStrategy.REMOVE,
             outlier_factor=1.0,
-        )  # fmt: skip
+        )
         assert kept.tolist() == list(range(10, 20))
         assert prepare(values, nan_strategy=NanStrategy.REPLACE).tolist()[0] == 0.0
 

@@ -19,9 +19,13 @@ def _m(
     name: str, label: Label, *groups: str, critical: bool = False, muted: bool = False
 ) -> ScoredMetric:
     return ScoredMetric(
-        name=name, label=label, groups=groups or ("g",), critical=critical, muted=muted,
+        name=name,
+        label=label,
+        groups=groups or ("g",),
+        critical=critical,
+        muted=muted,
         reason=f"{name} is {label}",
-    )  # fmt: skip
+    )
 
 
 def _score(

@@ -219,9 +219,15 @@ async def spawn_daemon(settings: dict[str, str], log: Path) -> asyncio.subproces
     }
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "analyzer.cli", "serve",
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "analyzer.cli",
+            "serve",
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 async def terminate(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
@@ -255,12 +261,18 @@ async def seed_fleet(db: Path, config: dict[str, Any], count: int) -> None:
         version = await Catalog(store, SystemClock()).put(parse_config(config))
         now = time.time()
         canary = Canary(
-            id=uuid.uuid4().hex, name="seed", service="seed", config_name=version.name,
-            config_hash=version.hash, baseline=Side(labels={"deployment": "seed-baseline"}),
+            id=uuid.uuid4().hex,
+            name="seed",
+            service="seed",
+            config_name=version.name,
+            config_hash=version.hash,
+            baseline=Side(labels={"deployment": "seed-baseline"}),
             canary=Side(labels={"deployment": "seed-canary"}),
-            stages=(Stage(weight=100, duration_s=60),), webhook_url=None, created_at=now,
+            stages=(Stage(weight=100, duration_s=60),),
+            webhook_url=None,
+            created_at=now,
             stage_started_at=now,
-        )  # fmt: skip
+        )
         await store.create_canary(canary, {})
     finally:
         await store.close()
@@ -375,9 +387,11 @@ class Api:
         """POST a registration to a daemon that is stopping: its status, or "refused"."""
         try:
             async with self.client.post(
-                f"{self.url}/api/v1/canaries", json=body, headers=self._auth,
+                f"{self.url}/api/v1/canaries",
+                json=body,
+                headers=self._auth,
                 timeout=aiohttp.ClientTimeout(total=5),
-            ) as resp:  # fmt: skip
+            ) as resp:
                 return str(resp.status)
         except aiohttp.ClientConnectionError:
             return "refused"
@@ -426,9 +440,12 @@ def golden_signals(name: str, description: str, *, step_s: float = 2.0) -> dict[
     error ratio and p99 latency by Mann-Whitney, an error-ratio kill-switch."""
     config = copy.deepcopy(DEMO_CONFIG)
     config.update(
-        name=name, description=description, step=f"{step_s:g}s", analysis_interval="6s",
+        name=name,
+        description=description,
+        step=f"{step_s:g}s",
+        analysis_interval="6s",
         on_inconclusive="pause",
-    )  # fmt: skip
+    )
     config["metrics"][1]["effect_size"] = {"allowed_increase": 1.2, "critical_increase": 1.5}
     config["kill_switch"] = [
         {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"}

@@ -88,9 +88,12 @@ def _traffic(request: FetchRequest) -> Any:
 
 @pytest.fixture
 async def api(
-    store: SqliteStore, catalog: Catalog, clock: SteppedClock, telemetry: Telemetry,
+    store: SqliteStore,
+    catalog: Catalog,
+    clock: SteppedClock,
+    telemetry: Telemetry,
     make_config: MakeConfig,
-) -> AsyncIterator[Api]:  # fmt: skip
+) -> AsyncIterator[Api]:
     """The app as Daemon.build and its cleanup context put it together, on 127.0.0.1:0."""
     await catalog.put(make_config())
     fleet = Fleet(store, catalog, clock, telemetry, public_url="http://canaryd.test")
@@ -98,15 +101,25 @@ async def api(
     fleet.on_change = scheduler.poke
     telemetry.watch_phases(fleet.phase_counts)
     ctx = ApiContext(
-        fleet=fleet, telemetry=telemetry, tokens=parse_tokens(TOKENS),
-        allowed_hosts=["deploy.internal", "127.0.0.1"], scrape_mode=False, ready=True,
-    )  # fmt: skip
+        fleet=fleet,
+        telemetry=telemetry,
+        tokens=parse_tokens(TOKENS),
+        allowed_hosts=["deploy.internal", "127.0.0.1"],
+        scrape_mode=False,
+        ready=True,
+    )
     app = build_app(ctx, max_body_bytes=MAX_BODY)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         yield Api(
-            client=client, ctx=ctx, fleet=fleet, scheduler=scheduler, store=store,
-            catalog=catalog, clock=clock, app=app,
-        )  # fmt: skip
+            client=client,
+            ctx=ctx,
+            fleet=fleet,
+            scheduler=scheduler,
+            store=store,
+            catalog=catalog,
+            clock=clock,
+            app=app,
+        )
 
 
 async def error_of(response: Any, status: int) -> dict[str, Any]:
@@ -354,9 +367,12 @@ class TestPromqlInjection:
         for metric in config.metrics:
             for template in metric.templates().values():
                 text = render(
-                    template, labels=canary.canary.labels, step_s=config.step,
-                    window_s=config.analysis_interval, variables=config.variables,
-                )  # fmt: skip
+                    template,
+                    labels=canary.canary.labels,
+                    step_s=config.step,
+                    window_s=config.analysis_interval,
+                    variables=config.variables,
+                )
                 query = parse(text)
                 shapes.add(type(query))
                 matchers = query.selector.matchers

@@ -145,9 +145,13 @@ class ThreadedApi:
         self.scheduler = Scheduler(fleet, FakeSource(_traffic), clock)
         telemetry.watch_phases(fleet.phase_counts)
         ctx = ApiContext(
-            fleet=fleet, telemetry=telemetry, tokens=parse_tokens(TOKENS),
-            allowed_hosts=["deploy.internal"], scrape_mode=False, ready=True,
-        )  # fmt: skip
+            fleet=fleet,
+            telemetry=telemetry,
+            tokens=parse_tokens(TOKENS),
+            allowed_hosts=["deploy.internal"],
+            scrape_mode=False,
+            ready=True,
+        )
         runner = web.AppRunner(build_app(ctx, max_body_bytes=MAX_BODY), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -189,12 +193,13 @@ def _traffic(request: FetchRequest) -> Window:
 SEEDS = {
     "live": registration(mode="live", webhook={"url": "https://deploy.internal/hooks"}),
     "fire": registration(
-        mode="live", webhook={"url": "https://deploy.internal/hooks"},
+        mode="live",
+        webhook={"url": "https://deploy.internal/hooks"},
         canary={"labels": {"deployment": "on-fire"}},
     ),
     "judged": registration(),
     "paused": registration(),
-}  # fmt: skip
+}
 """Canaries that exist before the generated cases: in warm-up, rolled back by the kill-switch
 (ticks, decision, pending delivery), scored at an interval, and paused."""
 
@@ -236,17 +241,26 @@ class Tally:
 
 
 def fuzz(
-    operation: Any, mode: GenerationMode, examples: int, tally: Tally, *, call: dict[str, Any],
+    operation: Any,
+    mode: GenerationMode,
+    examples: int,
+    tally: Tally,
+    *,
+    call: dict[str, Any],
     **fixed: Any,
-) -> None:  # fmt: skip
+) -> None:
     """Run ``examples`` generated cases of one operation (``fixed`` path parameters or body
     given to the strategy); count them; keep the first failure."""
     label = f"{operation.label} [{mode.value}{'' if 'headers' in call else ', no token'}]"
 
     @settings(
-        max_examples=examples, deadline=None, database=None, derandomize=True,
-        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
-    )  # fmt: skip
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     def run(case: schemathesis.Case) -> None:
         tally.cases[label] += 1
@@ -296,9 +310,12 @@ class TestSchemathesis:
     """Generated requests against /openapi.json: no 5xx, every response as documented."""
 
     def test_every_operation_with_a_token(
-        self, schema: schemathesis.BaseSchema, api: ThreadedApi, http: requests.Session,
+        self,
+        schema: schemathesis.BaseSchema,
+        api: ThreadedApi,
+        http: requests.Session,
         canary_ids: list[str],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Every operation, valid and invalid inputs, the all-scopes token; operations on a
         canary also get the ids of canaries that exist."""
         tally = Tally()
@@ -310,9 +327,13 @@ class TestSchemathesis:
         for label in SEEDED_ORDER:
             for canary_id in canary_ids:
                 fuzz(
-                    every[label], GenerationMode.POSITIVE, SEEDED_EXAMPLES, tally, call=call,
+                    every[label],
+                    GenerationMode.POSITIVE,
+                    SEEDED_EXAMPLES,
+                    tally,
+                    call=call,
                     path_parameters={"id": canary_id},
-                )  # fmt: skip
+                )
         explicit_successes(every, tally, call, http, api.base_url)
         assert tally.failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in tally.failures.items())
         assert {label.split(" [")[0] for label in tally.cases} == set(every)
@@ -366,9 +387,13 @@ class TestBodies:
 
     @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
     def test_oversize_is_413(
-        self, api: ThreadedApi, http: requests.Session, canary_ids: list[str], method: str,
+        self,
+        api: ThreadedApi,
+        http: requests.Session,
+        canary_ids: list[str],
+        method: str,
         path: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A body over the limit: 413 with the JSON error body."""
         url = api.base_url + path.format(id=canary_ids[0])
         big = b'{"pad": "' + b"x" * MAX_BODY + b'"}'
@@ -378,9 +403,13 @@ class TestBodies:
     @pytest.mark.parametrize("route", BODY_ROUTES, ids=[" ".join(r) for r in BODY_ROUTES])
     @pytest.mark.parametrize("raw", NOT_JSON.values(), ids=NOT_JSON.keys())
     def test_not_json_is_400(
-        self, api: ThreadedApi, http: requests.Session, canary_ids: list[str],
-        route: tuple[str, str], raw: bytes,
-    ) -> None:  # fmt: skip
+        self,
+        api: ThreadedApi,
+        http: requests.Session,
+        canary_ids: list[str],
+        route: tuple[str, str],
+        raw: bytes,
+    ) -> None:
         """Truncated JSON, Python's NaN/Infinity, lone surrogates, non-UTF-8: 400, not 5xx."""
         method, path = route
         url = api.base_url + path.format(id=canary_ids[-1])

@@ -46,17 +46,26 @@ KAYENTA_STYLE: dict[str, Any] = {
     "groups": {"errors": 70, "latency": 30},
     "metrics": [
         {
-            "name": "error_rate", "group": "errors", "kind": "count", "judge": "mann-whitney",
-            "direction": "increase", "critical": True, "query": ERROR_RATIO_QUERY,
+            "name": "error_rate",
+            "group": "errors",
+            "kind": "count",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "critical": True,
+            "query": ERROR_RATIO_QUERY,
             "effect_size": {"allowed_increase": 1.2, "critical_increase": 2.0},
         },
         {
-            "name": "latency_p99", "group": "latency", "kind": "series", "judge": "mann-whitney",
-            "direction": "increase", "query": LATENCY_P99_QUERY,
+            "name": "latency_p99",
+            "group": "latency",
+            "kind": "series",
+            "judge": "mann-whitney",
+            "direction": "increase",
+            "query": LATENCY_P99_QUERY,
             "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
         },
     ],
-}  # fmt: skip
+}
 """Kayenta's way on the same data: Mann-Whitney on the per-step error ratio and on p99."""
 
 
@@ -73,37 +82,58 @@ def kayenta_style(**overrides: Any) -> JudgeConfig:
 
 
 def recording(
-    steps: int, *, base_events: float = 10.0, canary_events: float = 10.0,
-    exposure: float = 5000.0, latency: float = 0.24, canary_latency: float | None = None,
+    steps: int,
+    *,
+    base_events: float = 10.0,
+    canary_events: float = 10.0,
+    exposure: float = 5000.0,
+    latency: float = 0.24,
+    canary_latency: float | None = None,
     step_s: float = 60.0,
-    truth: Truth | None = None, name: str = "synthetic",
-) -> Recording:  # fmt: skip
+    truth: Truth | None = None,
+    name: str = "synthetic",
+) -> Recording:
     """A steady recording: constant counts and a latency with a little deterministic wobble."""
     wobble = 0.01 * np.sin(np.arange(steps, dtype=np.float64))
     errors = MetricData(
-        name="error_rate", kind="count",
+        name="error_rate",
+        kind="count",
         baseline={"events": np.full(steps, base_events), "exposure": np.full(steps, exposure)},
         canary={"events": np.full(steps, canary_events), "exposure": np.full(steps, exposure)},
-    )  # fmt: skip
+    )
     p99 = MetricData(
-        name="latency_p99", kind="series",
+        name="latency_p99",
+        kind="series",
         baseline={"values": latency + wobble},
         canary={"values": (canary_latency or latency) - wobble},
-    )  # fmt: skip
+    )
     return Recording(
-        name=name, start=T0, step_s=step_s, steps=steps,
-        metrics={"error_rate": errors, "latency_p99": p99}, truth=truth,
-    )  # fmt: skip
+        name=name,
+        start=T0,
+        step_s=step_s,
+        steps=steps,
+        metrics={"error_rate": errors, "latency_p99": p99},
+        truth=truth,
+    )
 
 
 def canary(*, analysis_started_at: float | None) -> Canary:
     return Canary(
-        id="c", name="c", service="s", config_name="x", config_hash="h",
-        baseline=Side(labels={"d": "b"}), canary=Side(labels={"d": "c"}),
-        stages=(Stage(weight=100, duration_s=600),), webhook_url=None, mode=Mode.DRY_RUN,
-        created_at=T0, phase=Phase.RUNNING, stage_started_at=T0,
+        id="c",
+        name="c",
+        service="s",
+        config_name="x",
+        config_hash="h",
+        baseline=Side(labels={"d": "b"}),
+        canary=Side(labels={"d": "c"}),
+        stages=(Stage(weight=100, duration_s=600),),
+        webhook_url=None,
+        mode=Mode.DRY_RUN,
+        created_at=T0,
+        phase=Phase.RUNNING,
+        stage_started_at=T0,
         analysis_started_at=analysis_started_at,
-    )  # fmt: skip
+    )
 
 
 def request(start: float, end: float, *metrics: MetricQuery, step_s: float = 60.0) -> FetchRequest:
@@ -111,9 +141,12 @@ def request(start: float, end: float, *metrics: MetricQuery, step_s: float = 60.
         canary_id="c",
         metrics=metrics
         or (MetricQuery(name="error_rate", kind="count", templates=ERROR_RATIO_QUERY),),
-        baseline=Side(labels={"d": "b"}), canary=Side(labels={"d": "c"}),
-        start=start, end=end, step_s=step_s,
-    )  # fmt: skip
+        baseline=Side(labels={"d": "b"}),
+        canary=Side(labels={"d": "c"}),
+        start=start,
+        end=end,
+        step_s=step_s,
+    )
 
 
 class TestWindowBounds:
@@ -139,8 +172,11 @@ class TestReplaySource:
             data.canary["events"], rec.metrics["error_rate"].canary["events"][3:7]
         )
         assert (window.start, window.end, window.steps, data.error) == (
-            rec.time(3), rec.time(6), 4, ""
-        )  # fmt: skip
+            rec.time(3),
+            rec.time(6),
+            4,
+            "",
+        )
 
     def test_missing_and_outside_steps_are_nan(self) -> None:
         """Null steps and steps before or after the recording come back NaN."""
@@ -222,8 +258,10 @@ class TestBacktest:
         """Mann-Whitney on the per-step error ratio: A/A promotes, the error regressions roll
         back after onset, and every recording gets a verdict."""
         config = kayenta_style()
-        outcomes = {n: backtest(config, fixture(n)) for n in
-                    ("aa-0001", "err-3x-0001", "zero-baseline-0001", "latency-0001")}  # fmt: skip
+        outcomes = {
+            n: backtest(config, fixture(n))
+            for n in ("aa-0001", "err-3x-0001", "zero-baseline-0001", "latency-0001")
+        }
         assert outcomes["aa-0001"].verdict is BacktestVerdict.PROMOTE
         _assert_detected(outcomes["err-3x-0001"])
         _assert_detected(outcomes["zero-baseline-0001"])
@@ -298,16 +336,28 @@ class TestBacktest:
 
 
 def outcome(
-    verdict: str, step: int | None, *, regression: bool | None, onset: int | None = None,
+    verdict: str,
+    step: int | None,
+    *,
+    regression: bool | None,
+    onset: int | None = None,
     step_s: float = 60.0,
-) -> BacktestOutcome:  # fmt: skip
-    truth = None if regression is None else Truth(
-        regression=regression, metric="error_rate" if regression else None, onset_step=onset
-    )  # fmt: skip
+) -> BacktestOutcome:
+    truth = (
+        None
+        if regression is None
+        else Truth(
+            regression=regression, metric="error_rate" if regression else None, onset_step=onset
+        )
+    )
     return BacktestOutcome(
-        name="r", verdict=BacktestVerdict(verdict), step=step, reason="", truth=truth,
+        name="r",
+        verdict=BacktestVerdict(verdict),
+        step=step,
+        reason="",
+        truth=truth,
         step_s=step_s,
-    )  # fmt: skip
+    )
 
 
 class TestSummarize:
@@ -369,9 +419,13 @@ class TestSummarize:
 class TestWilsonInterval:
     @pytest.mark.parametrize(
         ("successes", "trials", "lower", "upper"),
-        [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
-         (1, 29, 0.0061, 0.1718)],
-    )  # fmt: skip
+        [
+            (81, 263, 0.2553, 0.3662),
+            (15, 148, 0.0624, 0.1605),
+            (0, 20, 0.0, 0.1611),
+            (1, 29, 0.0061, 0.1718),
+        ],
+    )
     def test_newcombe_reference_values(
         self, successes: int, trials: int, lower: float, upper: float
     ) -> None:
@@ -425,8 +479,11 @@ class TestBacktestCommand:
             assert isinstance(line["step"], int)
             assert isinstance(line["reason"], str)
         assert lines[0] == {
-            "name": "aa-0001", "verdict": "promote", "step": 59, "reason": "score 100 ≥ pass 75",
-        }  # fmt: skip
+            "name": "aa-0001",
+            "verdict": "promote",
+            "step": 59,
+            "reason": "score 100 ≥ pass 75",
+        }
         assert list(lines[4]) == ["summary"]
         assert lines[4]["summary"]["power"] == 1.0
         assert lines[4]["summary"]["false_rollbacks"] == 0
@@ -452,17 +509,31 @@ class TestBacktestCommand:
         ("doc_change", "field"),
         [
             ({"step_s": -60}, "step_s"),
-            ({"metrics": {"error_rate": {"kind": "count", "baseline": {"events": [1]},
-                                          "canary": {"events": [1], "exposure": [1]}}}},
-             "metrics.error_rate.baseline.exposure"),
-            ({"truth": {"regression": True, "metric": "error_rate", "onset_step": 99}},
-             "truth.onset_step"),
+            (
+                {
+                    "metrics": {
+                        "error_rate": {
+                            "kind": "count",
+                            "baseline": {"events": [1]},
+                            "canary": {"events": [1], "exposure": [1]},
+                        }
+                    }
+                },
+                "metrics.error_rate.baseline.exposure",
+            ),
+            (
+                {"truth": {"regression": True, "metric": "error_rate", "onset_step": 99}},
+                "truth.onset_step",
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_bad_recording_exits_2_naming_file_and_field(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], doc_change: dict[str, Any],
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        doc_change: dict[str, Any],
         field: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A bad recording stops the run before any replay, exit 2, naming file and field."""
         path = tmp_path / "broken-0001.json"
         path.write_text(json.dumps({**dump_recording(recording(5)), **doc_change}), "utf-8")
@@ -541,8 +612,11 @@ class TestBacktestCommand:
         """The installed canaryd script runs a backtest and exits 0."""
         done = subprocess.run(
             [str(CANARYD), "backtest", "--json", "--config", str(SEQUENTIAL), fixture_paths()[1]],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         line = json.loads(done.stdout.splitlines()[0])
         assert (line["name"], line["verdict"]) == ("err-3x-0001", "rollback")
@@ -551,11 +625,18 @@ class TestBacktestCommand:
 class TestFormatTable:
     def test_columns_align(self) -> None:
         """Columns line up, minutes follow the step length, undecided runs show '-'."""
-        table = format_table([
-            BacktestOutcome(name="long-name-0001", verdict=BacktestVerdict.ROLLBACK, step=12,
-                            reason="why", step_s=30.0),
-            BacktestOutcome(name="b", verdict=BacktestVerdict.NONE, step=None, reason="none"),
-        ])  # fmt: skip
+        table = format_table(
+            [
+                BacktestOutcome(
+                    name="long-name-0001",
+                    verdict=BacktestVerdict.ROLLBACK,
+                    step=12,
+                    reason="why",
+                    step_s=30.0,
+                ),
+                BacktestOutcome(name="b", verdict=BacktestVerdict.NONE, step=None, reason="none"),
+            ]
+        )
         assert table.splitlines() == [
             "name            verdict   step  minute  reason",
             "long-name-0001  rollback    12       6  why",

@@ -36,21 +36,26 @@ CONFIG: dict[str, Any] = {
     "variables": {"job": "http"},
     "metrics": [
         {
-            "name": "error_rate", "kind": "count", "judge": "sequential-count",
-            "critical": True, "tolerance": 1.2,
+            "name": "error_rate",
+            "kind": "count",
+            "judge": "sequential-count",
+            "critical": True,
+            "tolerance": 1.2,
             "query": {
                 "events": 'sum(increase(http_requests_total{job="${job}",code=~"5..",'
-                          '${selector}}[${step}]))',
+                "${selector}}[${step}]))",
                 "exposure": 'sum(increase(http_requests_total{job="${job}",${selector}}[${step}]))',
             },
         },
         {
-            "name": "latency_p99", "kind": "series", "judge": "mann-whitney",
+            "name": "latency_p99",
+            "kind": "series",
+            "judge": "mann-whitney",
             "query": "histogram_quantile(0.99, sum by (le) (rate("
-                     'http_request_duration_seconds_bucket{job="${job}",${selector}}[${step}])))',
+            'http_request_duration_seconds_bucket{job="${job}",${selector}}[${step}])))',
         },
     ],
-}  # fmt: skip
+}
 
 Samples = Callable[[str, float], str | None]
 
@@ -122,9 +127,14 @@ def config() -> JudgeConfig:
 
 async def run_capture(prom: FakePrometheus, **overrides: Any) -> Captured:
     kwargs: dict[str, Any] = {
-        "prometheus_url": prom.url, "baseline": BASELINE, "canary": CANARY, "start": START,
-        "end": START + timedelta(minutes=9), "name": "checkout-0001", "retries": 0,
-    } | overrides  # fmt: skip
+        "prometheus_url": prom.url,
+        "baseline": BASELINE,
+        "canary": CANARY,
+        "start": START,
+        "end": START + timedelta(minutes=9),
+        "name": "checkout-0001",
+        "retries": 0,
+    } | overrides
     return await asyncio.to_thread(capture, config(), **kwargs)
 
 
@@ -167,8 +177,10 @@ class TestCapture:
         assert sum('deployment="checkout-baseline"' in q for q in prometheus.queries) == 3
         _, params = prometheus.requests[0]
         assert (params["start"], params["end"], params["step"]) == (
-            str(int(T0)), str(int(T0 + 540)), "60.0"
-        )  # fmt: skip
+            str(int(T0)),
+            str(int(T0 + 540)),
+            "60.0",
+        )
 
     async def test_step_defaults_to_the_config_and_can_be_set(
         self, prometheus: FakePrometheus
@@ -228,8 +240,15 @@ class TestCapture:
     async def test_unreachable_prometheus(self) -> None:
         """A refused connection is SourceUnavailable."""
         url = f"http://127.0.0.1:{closed_port()}"
-        kwargs = {"prometheus_url": url, "baseline": BASELINE, "canary": CANARY,
-                  "start": START, "end": START, "name": "x", "retries": 0}  # fmt: skip
+        kwargs = {
+            "prometheus_url": url,
+            "baseline": BASELINE,
+            "canary": CANARY,
+            "start": START,
+            "end": START,
+            "name": "x",
+            "retries": 0,
+        }
         with pytest.raises(SourceUnavailable, match="cannot reach Prometheus"):
             await asyncio.to_thread(capture, config(), **kwargs)
 
@@ -237,9 +256,14 @@ class TestCapture:
         """Called on the event loop it raises instead of stalling it, before any request."""
         with pytest.raises(RuntimeError, match=r"asyncio\.to_thread"):
             capture(
-                config(), prometheus_url=prometheus.url, baseline=BASELINE, canary=CANARY,
-                start=START, end=START, name="x",
-            )  # fmt: skip
+                config(),
+                prometheus_url=prometheus.url,
+                baseline=BASELINE,
+                canary=CANARY,
+                start=START,
+                end=START,
+                name="x",
+            )
         assert prometheus.requests == []
 
     @pytest.mark.parametrize(
@@ -270,11 +294,23 @@ class TestCaptureCommand:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(CONFIG), "utf-8")
         return [
-            "capture", "--config", str(config_path), "--prometheus", prom_url,
-            "--baseline", "deployment=checkout-baseline", "--canary", "deployment=checkout-canary",
-            "--start", "2026-01-01T10:00:00Z", "--end", "2026-01-01T10:29:00Z",
-            "-o", str(tmp_path / "checkout-0001.json"), *extra,
-        ]  # fmt: skip
+            "capture",
+            "--config",
+            str(config_path),
+            "--prometheus",
+            prom_url,
+            "--baseline",
+            "deployment=checkout-baseline",
+            "--canary",
+            "deployment=checkout-canary",
+            "--start",
+            "2026-01-01T10:00:00Z",
+            "--end",
+            "2026-01-01T10:29:00Z",
+            "-o",
+            str(tmp_path / "checkout-0001.json"),
+            *extra,
+        ]
 
     async def test_writes_a_recording_that_backtests(
         self, prometheus: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -309,9 +345,12 @@ class TestCaptureCommand:
         ],
     )
     async def test_bad_flags_exit_2_naming_the_flag(
-        self, prometheus: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        self,
+        prometheus: FakePrometheus,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
         case: tuple[str, str, str],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Bad input exits 2 with the flag named; nothing is queried or written."""
         flag, value, message = case
         argv = self.argv(prometheus.url, tmp_path)

@@ -120,14 +120,27 @@ class TestJudgeResult:
         assert [g["name"] for g in body["groupScores"]] == ["errors", "latency"]
         for result in body["results"]:
             assert set(result) >= {
-                "name", "id", "tags", "classification", "classificationReason", "groups",
-                "critical", "muted", "controlMetadata", "experimentMetadata", "resultMetadata",
-            }  # fmt: skip
+                "name",
+                "id",
+                "tags",
+                "classification",
+                "classificationReason",
+                "groups",
+                "critical",
+                "muted",
+                "controlMetadata",
+                "experimentMetadata",
+                "resultMetadata",
+            }
             for side in ("controlMetadata", "experimentMetadata"):
                 assert set(result[side]["stats"]) == {"min", "max", "mean", "std", "count"}
             assert set(result["resultMetadata"]) == {
-                "ratio", "lowerConfidence", "upperConfidence", "estimate", "pValue",
-            }  # fmt: skip
+                "ratio",
+                "lowerConfidence",
+                "upperConfidence",
+                "estimate",
+                "pValue",
+            }
 
     def test_classifications_and_score(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -148,8 +161,10 @@ class TestJudgeResult:
         assert meta["lowerConfidence"] <= meta["estimate"] <= meta["upperConfidence"]
         assert 0.0 <= meta["pValue"] < 0.01
         assert body["score"] == {
-            "score": 60.0, "classification": "Marginal", "classificationReason": "",
-        }  # fmt: skip
+            "score": 60.0,
+            "classification": "Marginal",
+            "classificationReason": "",
+        }
 
     def test_critical_failure_zeroes_the_score(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -174,8 +189,12 @@ class TestJudgeResult:
         result = json.loads(out)["results"][0]
         assert result["classification"] == "Nodata"
         assert result["experimentMetadata"]["stats"] == {
-            "count": 0, "mean": None, "std": None, "min": None, "max": None,
-        }  # fmt: skip
+            "count": 0,
+            "mean": None,
+            "std": None,
+            "min": None,
+            "max": None,
+        }
 
     def test_output_is_deterministic(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -74,10 +74,15 @@ def _classifier_request(case: Any) -> dict[str, Any]:
         if getattr(case, attr) is not None:
             effect[field] = getattr(case, attr)
     metric = _metric(
-        case.id, [GROUP], direction=case.direction, nanStrategy=case.nan_strategy,
-        critical=case.critical, mustHaveData=case.must_have_data, effectSize=effect,
+        case.id,
+        [GROUP],
+        direction=case.direction,
+        nanStrategy=case.nan_strategy,
+        critical=case.critical,
+        mustHaveData=case.must_have_data,
+        effectSize=effect,
         outliers={"strategy": "keep"},
-    )  # fmt: skip
+    )
     pair = _pair(case.id, case.experiment, case.control)
     return _request([metric], [pair], tolerance=case.tolerance, confidence=case.confidence)
 

@@ -219,17 +219,25 @@ class TestWriteRecording:
     def test_counts_are_written_as_integers(self, tmp_path: Path) -> None:
         """Whole numbers carry no trailing .0; fractions and nulls are kept."""
         rec = Recording(
-            name="r", start=1_767_225_600.0, step_s=30.0, steps=3,
+            name="r",
+            start=1_767_225_600.0,
+            step_s=30.0,
+            steps=3,
             metrics={
                 "errors": MetricData(
-                    name="errors", kind="count",
-                    baseline={"events": np.array([1.0, np.nan, 2.5]),
-                              "exposure": np.array([10.0, np.nan, 20.0])},
-                    canary={"events": np.array([0.0, 1.0, 2.0]),
-                            "exposure": np.array([10.0, 10.0, 10.0])},
+                    name="errors",
+                    kind="count",
+                    baseline={
+                        "events": np.array([1.0, np.nan, 2.5]),
+                        "exposure": np.array([10.0, np.nan, 20.0]),
+                    },
+                    canary={
+                        "events": np.array([0.0, 1.0, 2.0]),
+                        "exposure": np.array([10.0, 10.0, 10.0]),
+                    },
                 )
             },
-        )  # fmt: skip
+        )
         path = tmp_path / "r.json"
         write_recording(rec, path)
         text = path.read_text(encoding="utf-8")
@@ -242,8 +250,11 @@ class TestWriteRecording:
         """Every fixture recording loads, an hour at 60 s steps, with truth and null steps."""
         paths = sorted(FIXTURES.glob("*.json"))
         assert [p.stem for p in paths] == [
-            "aa-0001", "err-3x-0001", "latency-0001", "zero-baseline-0001",
-        ]  # fmt: skip
+            "aa-0001",
+            "err-3x-0001",
+            "latency-0001",
+            "zero-baseline-0001",
+        ]
         for path in paths:
             rec = load_recording(path)
             assert (rec.name, rec.steps, rec.step_s) == (path.stem, 60, 60.0)

@@ -180,13 +180,17 @@ class Daemon:
         version = await self.catalog.put(config)
         return await self.fleet.register(
             Registration(
-                name="checkout-2.3.1", service="checkout", config_hash=version.hash,
-                config_name=config.name, baseline=Side(labels={"deployment": "checkout-baseline"}),
+                name="checkout-2.3.1",
+                service="checkout",
+                config_hash=version.hash,
+                config_name=config.name,
+                baseline=Side(labels={"deployment": "checkout-baseline"}),
                 canary=Side(labels={"deployment": "checkout-canary"}),
                 stages=(Stage(weight=10, duration_s=stage_s), Stage(weight=100, duration_s=0)),
-                webhook_url=None, mode=Mode.DRY_RUN,
+                webhook_url=None,
+                mode=Mode.DRY_RUN,
             )
-        )  # fmt: skip
+        )
 
     async def start(self) -> None:
         """Run the scheduler loop until it is parked on the clock."""
@@ -221,9 +225,12 @@ class Daemon:
 
 @pytest.fixture
 async def daemon(
-    store: SqliteStore, catalog: Catalog, clock: SteppedClock, telemetry: Telemetry,
+    store: SqliteStore,
+    catalog: Catalog,
+    clock: SteppedClock,
+    telemetry: Telemetry,
     session: aiohttp.ClientSession,
-) -> AsyncIterator[Daemon]:  # fmt: skip
+) -> AsyncIterator[Daemon]:
     """The daemon's loop over a fake Prometheus (healthy until a test switches it)."""
     prometheus = FakePrometheus()
     await prometheus.start()
@@ -232,15 +239,25 @@ async def daemon(
     scheduler = Scheduler(fleet, source, clock)
     fleet.on_change = scheduler.poke
     ctx = ApiContext(
-        fleet=fleet, telemetry=telemetry, tokens=parse_tokens(["root-7d1f"]), allowed_hosts=[],
-        scrape_mode=False, ready=True,
-    )  # fmt: skip
+        fleet=fleet,
+        telemetry=telemetry,
+        tokens=parse_tokens(["root-7d1f"]),
+        allowed_hosts=[],
+        scrape_mode=False,
+        ready=True,
+    )
     app = build_app(ctx)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         running = Daemon(
-            clock=clock, store=store, catalog=catalog, fleet=fleet, scheduler=scheduler,
-            prometheus=prometheus, client=client, stop=asyncio.Event(),
-        )  # fmt: skip
+            clock=clock,
+            store=store,
+            catalog=catalog,
+            fleet=fleet,
+            scheduler=scheduler,
+            prometheus=prometheus,
+            client=client,
+            stop=asyncio.Event(),
+        )
         try:
             yield running
         finally:

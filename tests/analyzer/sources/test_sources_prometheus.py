@@ -238,12 +238,16 @@ class TestPrometheusSource:
         [
             ({"resultType": "vector", "result": []}, "expected resultType 'matrix', got 'vector'"),
             ({"resultType": "matrix", "result": [{"values": [[T0, "1"]]}]}, "unexpected matrix"),
-            ({"resultType": "matrix", "result": [{"metric": {}, "values": [[1, 2]]}]},
-             "unexpected matrix: 0.values.0.1: Input should be a valid string"),
-            ({"resultType": "matrix", "result": [{"metric": {}, "values": [[T0, "x"]]}]},
-             "unexpected sample value"),
+            (
+                {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, 2]]}]},
+                "unexpected matrix: 0.values.0.1: Input should be a valid string",
+            ),
+            (
+                {"resultType": "matrix", "result": [{"metric": {}, "values": [[T0, "x"]]}]},
+                "unexpected sample value",
+            ),
         ],
-    )  # fmt: skip
+    )
     async def test_unexpected_shapes(
         self, session: aiohttp.ClientSession, data: dict[str, Any], error: str
     ) -> None:

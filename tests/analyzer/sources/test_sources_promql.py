@@ -196,9 +196,17 @@ class TestRender:
 class TestDuration:
     @pytest.mark.parametrize(
         ("seconds", "text"),
-        [(60, "60s"), (60.0, "60s"), (0.5, "500ms"), (1.5, "1500ms"), (0, "0s"), (3600, "3600s"),
-         (0.001, "1ms"), (86400, "86400s")],
-    )  # fmt: skip
+        [
+            (60, "60s"),
+            (60.0, "60s"),
+            (0.5, "500ms"),
+            (1.5, "1500ms"),
+            (0, "0s"),
+            (3600, "3600s"),
+            (0.001, "1ms"),
+            (86400, "86400s"),
+        ],
+    )
     def test_renders(self, seconds: float, text: str) -> None:
         """Whole seconds render as Ns, the rest as milliseconds."""
         assert duration(seconds) == text

@@ -68,10 +68,14 @@ def traffic_window(config: JudgeConfig, traffic: Traffic, steps: int = 11) -> Wi
         MetricQuery(name=m.name, kind=m.kind, templates=m.templates()) for m in config.metrics
     )
     request = FetchRequest(
-        canary_id="c-1", metrics=queries, baseline=Side(labels={"deployment": "base"}),
-        canary=Side(labels={"deployment": "canary"}), start=T0, end=T0 + (steps - 1) * STEP,
+        canary_id="c-1",
+        metrics=queries,
+        baseline=Side(labels={"deployment": "base"}),
+        canary=Side(labels={"deployment": "canary"}),
+        start=T0,
+        end=T0 + (steps - 1) * STEP,
         step_s=STEP,
-    )  # fmt: skip
+    )
     return traffic(request)
 
 
@@ -304,9 +308,13 @@ class TestScore:
         """A threshold-judged metric is scored by its hard line over the whole window."""
         body = make_config().model_dump(mode="json", by_alias=True)
         ceiling = {
-            "name": "p99_ceiling", "group": "latency", "kind": "series", "judge": "threshold",
-            "threshold": {"max": 0.3}, "query": body["metrics"][1]["query"],
-        }  # fmt: skip
+            "name": "p99_ceiling",
+            "group": "latency",
+            "kind": "series",
+            "judge": "threshold",
+            "threshold": {"max": 0.3},
+            "query": body["metrics"][1]["query"],
+        }
         config = make_config(metrics=[*body["metrics"], ceiling])
         slow = Traffic(latency={"baseline": 0.2, "canary": 0.4})
         ev = evaluate(config, traffic_window(config, slow), score_now=True)

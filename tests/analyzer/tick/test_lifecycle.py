@@ -44,13 +44,24 @@ LATE_EARLY = (Stage(weight=10, duration_s=STAGE_S, min_duration_s=400), *STAGES[
 def canary(**changes: Any) -> Canary:
     """A live running canary at stage 0 whose analysis and stage began at T0."""
     base = Canary(
-        id="c-1", name="checkout-2.3.1", service="checkout", config_name="test-golden",
-        config_hash="h" * 64, baseline=Side(labels={"deployment": "checkout-baseline"}),
-        canary=Side(labels={"deployment": "checkout-canary"}), stages=STAGES,
-        webhook_url="https://deploy.internal/hooks/canary", created_at=T0 - WARMUP,
-        phase=Phase.RUNNING, stage_index=0, stage_started_at=T0, analysis_started_at=T0,
-        decision_seq=3, tick_seq=7, updated_at=T0,
-    )  # fmt: skip
+        id="c-1",
+        name="checkout-2.3.1",
+        service="checkout",
+        config_name="test-golden",
+        config_hash="h" * 64,
+        baseline=Side(labels={"deployment": "checkout-baseline"}),
+        canary=Side(labels={"deployment": "checkout-canary"}),
+        stages=STAGES,
+        webhook_url="https://deploy.internal/hooks/canary",
+        created_at=T0 - WARMUP,
+        phase=Phase.RUNNING,
+        stage_index=0,
+        stage_started_at=T0,
+        analysis_started_at=T0,
+        decision_seq=3,
+        tick_seq=7,
+        updated_at=T0,
+    )
     return replace(base, **changes)
 
 
@@ -64,9 +75,12 @@ def warming(**changes: Any) -> Canary:
 def kill() -> Evaluation:
     """A kill-switch rule crossed its line."""
     tripped = ThresholdResult(
-        metric="error_rate", label=Label.HIGH, reason="error_rate: canary 0.31 > max 0.2",
-        canary=0.31, baseline=0.01,
-    )  # fmt: skip
+        metric="error_rate",
+        label=Label.HIGH,
+        reason="error_rate: canary 0.31 > max 0.2",
+        canary=0.31,
+        baseline=0.01,
+    )
     return Evaluation(kill=(tripped,))
 
 
@@ -93,14 +107,23 @@ def scored(score: float, *sequential: SequentialOutcome) -> Evaluation:
 def seq(*, failed: bool = False, proven: bool = False, critical: bool = True) -> SequentialOutcome:
     """A sequential count metric that has failed, proven non-inferiority, or neither yet."""
     result = SequentialResult(
-        e_value=41.0 if failed else 0.8, estimate=3.1 if failed else 1.0,
-        lower=2.1 if failed else 0.9, upper=4.0 if failed else 1.1, steps=12, failed=failed,
-        proven=proven, threshold=20.0, reason="" if failed else "rate ratio within 1.2",
-    )  # fmt: skip
+        e_value=41.0 if failed else 0.8,
+        estimate=3.1 if failed else 1.0,
+        lower=2.1 if failed else 0.9,
+        upper=4.0 if failed else 1.1,
+        steps=12,
+        failed=failed,
+        proven=proven,
+        threshold=20.0,
+        reason="" if failed else "rate ratio within 1.2",
+    )
     return SequentialOutcome(
-        name="error_rate", judge="sequential-count", critical=critical,
-        direction=Direction.INCREASE, result=result,
-    )  # fmt: skip
+        name="error_rate",
+        judge="sequential-count",
+        critical=critical,
+        direction=Direction.INCREASE,
+        result=result,
+    )
 
 
 @pytest.fixture
@@ -126,140 +149,271 @@ class Row:
 ROWS = {
     # warm-up
     "warmup-not-over": Row(
-        state=warming(), ev=Evaluation(), at=T0 + 60, phase=Phase.WARMUP, action=None,
+        state=warming(),
+        ev=Evaluation(),
+        at=T0 + 60,
+        phase=Phase.WARMUP,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     "warmup-over-starts-analysis": Row(
-        state=warming(), ev=Evaluation(), at=T0 + WARMUP, phase=Phase.RUNNING, action=None,
+        state=warming(),
+        ev=Evaluation(),
+        at=T0 + WARMUP,
+        phase=Phase.RUNNING,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     "warmup-ignores-kill-switch": Row(
-        state=warming(), ev=kill(), at=T0 + 30, phase=Phase.WARMUP, action=None,
+        state=warming(),
+        ev=kill(),
+        at=T0 + 30,
+        phase=Phase.WARMUP,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     # 1. kill-switch: at once, even mid-stage and between intervals
     "kill-mid-stage": Row(
-        state=canary(), ev=kill(), at=T0 + 30, phase=Phase.ROLLED_BACK, action=Action.ROLLBACK,
+        state=canary(),
+        ev=kill(),
+        at=T0 + 30,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
         verdict=Verdict.FAIL,
     ),
     "kill-in-stage-1": Row(
-        state=canary(stage_index=1, stage_started_at=T0 + STAGE_S), ev=kill(), at=T0 + 700,
-        phase=Phase.ROLLED_BACK, action=Action.ROLLBACK, verdict=Verdict.FAIL, stage=1,
+        state=canary(stage_index=1, stage_started_at=T0 + STAGE_S),
+        ev=kill(),
+        at=T0 + 700,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
+        stage=1,
     ),
     # 2. sequential metrics: a critical failure rolls back at once, a non-critical one waits
     "critical-sequential-fails-mid-stage": Row(
-        state=canary(), ev=Evaluation(sequential=(seq(failed=True),)), at=T0 + 120,
-        phase=Phase.ROLLED_BACK, action=Action.ROLLBACK, verdict=Verdict.FAIL,
+        state=canary(),
+        ev=Evaluation(sequential=(seq(failed=True),)),
+        at=T0 + 120,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
     ),
     "noncritical-sequential-fail-waits-for-the-score": Row(
-        state=canary(), ev=Evaluation(sequential=(seq(failed=True, critical=False),)),
-        at=T0 + 120, phase=Phase.RUNNING, action=None, verdict=Verdict.RUNNING,
+        state=canary(),
+        ev=Evaluation(sequential=(seq(failed=True, critical=False),)),
+        at=T0 + 120,
+        phase=Phase.RUNNING,
+        action=None,
+        verdict=Verdict.RUNNING,
     ),
     # 5. early end: every sequential metric proven, past min_duration, scoring at least pass
     "all-proven-after-min-duration-steps-early": Row(
-        state=canary(stages=EARLY), ev=scored(90, seq(proven=True)), at=T0 + INTERVAL,
-        phase=Phase.RUNNING, action=Action.STEP, verdict=Verdict.PASS, stage=1,
+        state=canary(stages=EARLY),
+        ev=scored(90, seq(proven=True)),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=Action.STEP,
+        verdict=Verdict.PASS,
+        stage=1,
     ),
     "all-proven-before-min-duration-waits": Row(
-        state=canary(stages=LATE_EARLY), ev=scored(90, seq(proven=True)), at=T0 + INTERVAL,
-        phase=Phase.RUNNING, action=None, verdict=Verdict.RUNNING,
+        state=canary(stages=LATE_EARLY),
+        ev=scored(90, seq(proven=True)),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
+        verdict=Verdict.RUNNING,
     ),
     "all-proven-but-below-pass-waits": Row(
-        state=canary(stages=EARLY), ev=scored(60, seq(proven=True)), at=T0 + INTERVAL,
-        phase=Phase.RUNNING, action=None, verdict=Verdict.RUNNING,
+        state=canary(stages=EARLY),
+        ev=scored(60, seq(proven=True)),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
+        verdict=Verdict.RUNNING,
     ),
     "not-all-proven-waits": Row(
-        state=canary(stages=EARLY), ev=scored(90, seq(proven=True), seq(critical=False)),
-        at=T0 + INTERVAL, phase=Phase.RUNNING, action=None, verdict=Verdict.RUNNING,
+        state=canary(stages=EARLY),
+        ev=scored(90, seq(proven=True), seq(critical=False)),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
+        verdict=Verdict.RUNNING,
     ),
     # no data
     "nodata-hold": Row(
-        state=canary(), ev=nodata(), at=T0 + INTERVAL, phase=Phase.RUNNING, action=None,
+        state=canary(),
+        ev=nodata(),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
         verdict=Verdict.NONE,
     ),
     "nodata-hold-stage-deadline-pauses": Row(
-        state=canary(), ev=nodata(), at=T0 + STAGE_S, phase=Phase.PAUSED, action=Action.PAUSE,
+        state=canary(),
+        ev=nodata(),
+        at=T0 + STAGE_S,
+        phase=Phase.PAUSED,
+        action=Action.PAUSE,
         verdict=Verdict.INCONCLUSIVE,
     ),
     "nodata-hold-stage-deadline-rolls-back": Row(
-        state=canary(), ev=nodata(), at=T0 + STAGE_S, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL, config={"on_inconclusive": "rollback"},
+        state=canary(),
+        ev=nodata(),
+        at=T0 + STAGE_S,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
+        config={"on_inconclusive": "rollback"},
     ),
     "nodata-rollback": Row(
-        state=canary(), ev=nodata(), at=T0 + 60, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL, config={"on_no_data": "rollback"},
+        state=canary(),
+        ev=nodata(),
+        at=T0 + 60,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
+        config={"on_no_data": "rollback"},
     ),
     # between intervals: nothing to score
     "judging-between-intervals": Row(
-        state=canary(), ev=judging(), at=T0 + 120, phase=Phase.RUNNING, action=None,
+        state=canary(),
+        ev=judging(),
+        at=T0 + 120,
+        phase=Phase.RUNNING,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     # 3. interval boundary
     "interval-below-marginal": Row(
-        state=canary(), ev=scored(40), at=T0 + INTERVAL, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL,
+        state=canary(),
+        ev=scored(40),
+        at=T0 + INTERVAL,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
     ),
     "interval-just-below-marginal": Row(
-        state=canary(), ev=scored(49.99), at=T0 + INTERVAL, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL,
+        state=canary(),
+        ev=scored(49.99),
+        at=T0 + INTERVAL,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
     ),
     "interval-at-marginal-keeps-going": Row(
-        state=canary(), ev=scored(50), at=T0 + INTERVAL, phase=Phase.RUNNING, action=None,
+        state=canary(),
+        ev=scored(50),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     "interval-passing-keeps-stage": Row(
-        state=canary(), ev=scored(90), at=T0 + INTERVAL, phase=Phase.RUNNING, action=None,
+        state=canary(),
+        ev=scored(90),
+        at=T0 + INTERVAL,
+        phase=Phase.RUNNING,
+        action=None,
         verdict=Verdict.RUNNING,
     ),
     # 4. end of a stage
     "stage-end-pass-steps": Row(
-        state=canary(), ev=scored(90), at=T0 + STAGE_S, phase=Phase.RUNNING, action=Action.STEP,
-        verdict=Verdict.PASS, stage=1,
+        state=canary(),
+        ev=scored(90),
+        at=T0 + STAGE_S,
+        phase=Phase.RUNNING,
+        action=Action.STEP,
+        verdict=Verdict.PASS,
+        stage=1,
     ),
     "stage-end-exactly-pass-steps": Row(
-        state=canary(), ev=scored(75), at=T0 + STAGE_S, phase=Phase.RUNNING, action=Action.STEP,
-        verdict=Verdict.PASS, stage=1,
+        state=canary(),
+        ev=scored(75),
+        at=T0 + STAGE_S,
+        phase=Phase.RUNNING,
+        action=Action.STEP,
+        verdict=Verdict.PASS,
+        stage=1,
     ),
     "stage-end-pass-only-instant-left-promotes": Row(
-        state=canary(stage_index=1, stage_started_at=T0 + STAGE_S), ev=scored(90),
-        at=T0 + 2 * STAGE_S, phase=Phase.PROMOTED, action=Action.PROMOTE, verdict=Verdict.PASS,
+        state=canary(stage_index=1, stage_started_at=T0 + STAGE_S),
+        ev=scored(90),
+        at=T0 + 2 * STAGE_S,
+        phase=Phase.PROMOTED,
+        action=Action.PROMOTE,
+        verdict=Verdict.PASS,
         stage=1,
     ),
     "last-stage-pass-promotes": Row(
         state=canary(stages=TWO_TIMED, stage_index=1, stage_started_at=T0 + STAGE_S),
-        ev=scored(90), at=T0 + 2 * STAGE_S, phase=Phase.PROMOTED, action=Action.PROMOTE,
-        verdict=Verdict.PASS, stage=1,
+        ev=scored(90),
+        at=T0 + 2 * STAGE_S,
+        phase=Phase.PROMOTED,
+        action=Action.PROMOTE,
+        verdict=Verdict.PASS,
+        stage=1,
     ),
     "only-instant-stage-promotes-at-first-score": Row(
-        state=canary(stages=ONLY_INSTANT), ev=scored(90), at=T0 + STEP, phase=Phase.PROMOTED,
-        action=Action.PROMOTE, verdict=Verdict.PASS,
+        state=canary(stages=ONLY_INSTANT),
+        ev=scored(90),
+        at=T0 + STEP,
+        phase=Phase.PROMOTED,
+        action=Action.PROMOTE,
+        verdict=Verdict.PASS,
     ),
     "stage-end-marginal-pauses": Row(
-        state=canary(), ev=scored(60), at=T0 + STAGE_S, phase=Phase.PAUSED, action=Action.PAUSE,
+        state=canary(),
+        ev=scored(60),
+        at=T0 + STAGE_S,
+        phase=Phase.PAUSED,
+        action=Action.PAUSE,
         verdict=Verdict.INCONCLUSIVE,
     ),
     "stage-end-marginal-rolls-back": Row(
-        state=canary(), ev=scored(60), at=T0 + STAGE_S, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL, config={"on_inconclusive": "rollback"},
+        state=canary(),
+        ev=scored(60),
+        at=T0 + STAGE_S,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
+        config={"on_inconclusive": "rollback"},
     ),
     "stage-end-fail-rolls-back": Row(
-        state=canary(), ev=scored(10), at=T0 + STAGE_S, phase=Phase.ROLLED_BACK,
-        action=Action.ROLLBACK, verdict=Verdict.FAIL,
+        state=canary(),
+        ev=scored(10),
+        at=T0 + STAGE_S,
+        phase=Phase.ROLLED_BACK,
+        action=Action.ROLLBACK,
+        verdict=Verdict.FAIL,
     ),
     # phases that are not judged
     "paused-not-judged": Row(
         state=canary(phase=Phase.PAUSED, paused_from=Phase.RUNNING, paused_at=T0 + 60),
-        ev=kill(), at=T0 + 120, phase=Phase.PAUSED, action=None, verdict=Verdict.NONE,
+        ev=kill(),
+        at=T0 + 120,
+        phase=Phase.PAUSED,
+        action=None,
+        verdict=Verdict.NONE,
     ),
     "promoted-not-judged": Row(
-        state=canary(phase=Phase.PROMOTED), ev=kill(), at=T0 + 120, phase=Phase.PROMOTED,
-        action=None, verdict=Verdict.NONE,
+        state=canary(phase=Phase.PROMOTED),
+        ev=kill(),
+        at=T0 + 120,
+        phase=Phase.PROMOTED,
+        action=None,
+        verdict=Verdict.NONE,
     ),
     "rolled-back-not-judged": Row(
-        state=canary(phase=Phase.ROLLED_BACK), ev=scored(90), at=T0 + STAGE_S,
-        phase=Phase.ROLLED_BACK, action=None, verdict=Verdict.NONE,
+        state=canary(phase=Phase.ROLLED_BACK),
+        ev=scored(90),
+        at=T0 + STAGE_S,
+        phase=Phase.ROLLED_BACK,
+        action=None,
+        verdict=Verdict.NONE,
     ),
-}  # fmt: skip
+}
 
 
 def _decide(row: Row, make_config: MakeConfig, *, mode: Mode = Mode.LIVE) -> Any:
@@ -335,9 +489,12 @@ class TestNextStep:
         """Kayenta's Nodata rule zeroes the score, but with on_no_data hold canaryd holds."""
         grade = classify_score(0.0, pass_threshold=75, marginal_threshold=50)
         zeroed = ScoreResult(
-            score=0.0, groups=(), classification=grade, reason="2 of 3 metrics returned no data",
+            score=0.0,
+            groups=(),
+            classification=grade,
+            reason="2 of 3 metrics returned no data",
             forced_by_no_data=True,
-        )  # fmt: skip
+        )
         state = canary()
         step = next_step(state, make_config(), Evaluation(score=zeroed), T0 + 120)
         assert step.decision is None

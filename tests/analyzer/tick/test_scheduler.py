@@ -72,25 +72,39 @@ class Daemon:
         self.catalog = Catalog(store, clock)
         self.changes: list[str] = []
         self.fleet = Fleet(
-            store, self.catalog, clock, telemetry, public_url=PUBLIC_URL,
+            store,
+            self.catalog,
+            clock,
+            telemetry,
+            public_url=PUBLIC_URL,
             on_change=lambda: self.changes.append("change"),
-        )  # fmt: skip
+        )
         self.scheduler = Scheduler(self.fleet, source, clock)
 
     async def register(
-        self, config: JudgeConfig, deployment: str, *, stages: tuple[Stage, ...] = STAGES,
-        webhook_url: str | None = None, mode: Mode = Mode.LIVE,
-    ) -> Canary:  # fmt: skip
+        self,
+        config: JudgeConfig,
+        deployment: str,
+        *,
+        stages: tuple[Stage, ...] = STAGES,
+        webhook_url: str | None = None,
+        mode: Mode = Mode.LIVE,
+    ) -> Canary:
         """Register a canary whose canary side is ``deployment``."""
         version = await self.catalog.put(config)
         return await self.fleet.register(
             Registration(
-                name=f"checkout-{deployment}", service="checkout", config_hash=version.hash,
-                config_name=config.name, baseline=Side(labels={"deployment": "baseline"}),
-                canary=Side(labels={"deployment": deployment}), stages=stages,
-                webhook_url=webhook_url, mode=mode,
+                name=f"checkout-{deployment}",
+                service="checkout",
+                config_hash=version.hash,
+                config_name=config.name,
+                baseline=Side(labels={"deployment": "baseline"}),
+                canary=Side(labels={"deployment": deployment}),
+                stages=stages,
+                webhook_url=webhook_url,
+                mode=mode,
             )
-        )  # fmt: skip
+        )
 
     async def wake(self) -> int:
         """One wake-up of the loop, by hand: tick whatever is due now; returns how many."""
@@ -171,9 +185,13 @@ async def delivering(
     """A dispatcher that sends the store's due deliveries to the receiver, one call at a time."""
     async with aiohttp.ClientSession() as session:
         dispatcher = WebhookDispatcher(
-            store, session, clock, secret=WEBHOOK_SECRET, allowed_hosts=[receiver.host],
+            store,
+            session,
+            clock,
+            secret=WEBHOOK_SECRET,
+            allowed_hosts=[receiver.host],
             rng=random.Random(0),
-        )  # fmt: skip
+        )
 
         async def drain() -> None:
             for _ in range(20):
@@ -255,9 +273,11 @@ class TestBatch:
             events.append(("fetch", threading.get_ident()))
             window = HEALTHY(request)
             return Window(
-                start=window.start, end=window.end, step_s=window.step_s,
+                start=window.start,
+                end=window.end,
+                step_s=window.step_s,
                 metrics=Watched(window.metrics),
-            )  # fmt: skip
+            )
 
         source.handler = handle
         ids = [(await daemon.register(config, name)).id for name in ("a", "b", "c")]
@@ -280,9 +300,13 @@ class TestDecisions:
     """Decisions through the loop, with their ticks and outbox rows in the store."""
 
     async def test_bad_rolled_back_good_promoted_through_stages(
-        self, daemon: Daemon, config: JudgeConfig, source: FakeSource,
-        webhook_receiver: WebhookReceiver, clock: SteppedClock,
-    ) -> None:  # fmt: skip
+        self,
+        daemon: Daemon,
+        config: JudgeConfig,
+        source: FakeSource,
+        webhook_receiver: WebhookReceiver,
+        clock: SteppedClock,
+    ) -> None:
         """Regressed: rolled back; healthy: stepped to 50 %, then promoted; outbox delivered."""
         # Only an instant stage is left after stage 1, so passing it promotes; each decision has
         # one outbox row, delivered signed and in decision order.
@@ -321,8 +345,10 @@ class TestDecisions:
         async with delivering(daemon.store, clock, webhook_receiver) as drain:
             await drain()
         assert all(r.signed for r in webhook_receiver.requests)
-        got = [(r.headers["X-Canaryd-Delivery"], r.headers["X-Canaryd-Event"]) for r in
-               webhook_receiver.requests]  # fmt: skip
+        got = [
+            (r.headers["X-Canaryd-Delivery"], r.headers["X-Canaryd-Event"])
+            for r in webhook_receiver.requests
+        ]
         assert sorted(got) == sorted(
             [(f"{good.id}:1", "step"), (f"{good.id}:2", "promote"), (f"{bad.id}:1", "rollback")]
         )
@@ -383,9 +409,13 @@ class TestRaces:
     """A manual action that lands while a tick is in flight wins; the tick is dropped."""
 
     async def test_action_during_a_tick_is_not_double_decided(
-        self, daemon: Daemon, config: JudgeConfig, source: FakeSource, clock: SteppedClock,
+        self,
+        daemon: Daemon,
+        config: JudgeConfig,
+        source: FakeSource,
+        clock: SteppedClock,
         webhook_receiver: WebhookReceiver,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A promote during the fetch stands; the tick's rollback (kill-switch) is discarded."""
         canary = await daemon.register(config, "fire", webhook_url=webhook_receiver.url)
 
@@ -440,12 +470,19 @@ class TestRestart:
     """A new Fleet over the same database resumes where the old one stopped."""
 
     async def test_restart_keeps_phase_stage_and_timers(
-        self, daemon: Daemon, config: JudgeConfig, db_file: str, clock: SteppedClock,
+        self,
+        daemon: Daemon,
+        config: JudgeConfig,
+        db_file: str,
+        clock: SteppedClock,
         telemetry: Telemetry,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """After a restart stage, timers and scored intervals hold; the grid and deadline too."""
-        canary = await daemon.register(config, "good", stages=(*STAGES[:1], Stage(
-            weight=50, duration_s=2 * INTERVAL), STAGES[2]))  # fmt: skip
+        canary = await daemon.register(
+            config,
+            "good",
+            stages=(*STAGES[:1], Stage(weight=50, duration_s=2 * INTERVAL), STAGES[2]),
+        )
         async with Running(daemon) as loop:
             await loop.until(T0 + INTERVAL + INTERVAL + 2 * STEP)
         before = await daemon.state(canary.id)
@@ -482,9 +519,13 @@ class TestRestart:
             await reopened.close()
 
     async def test_restart_keeps_a_pause_and_its_time(
-        self, daemon: Daemon, config: JudgeConfig, db_file: str, clock: SteppedClock,
+        self,
+        daemon: Daemon,
+        config: JudgeConfig,
+        db_file: str,
+        clock: SteppedClock,
         telemetry: Telemetry,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A canary paused by hand before a restart resumes with the pause skipped."""
         canary = await daemon.register(config, "good", stages=LONG)
         await daemon.wake()

@@ -87,13 +87,18 @@ def _options(case: kv.ClassifierCase) -> MannWhitneyOptions:
     assert case.tolerance is not None, case.source
     assert case.confidence is not None, case.source
     return MannWhitneyOptions(
-        direction=Direction(case.direction), tolerance=case.tolerance,
-        confidence=case.confidence, effect_measure=EffectMeasure(case.effect_measure),
-        allowed_increase=case.allowed_increase, allowed_decrease=case.allowed_decrease,
-        critical_increase=case.critical_increase, critical_decrease=case.critical_decrease,
-        critical=case.critical, must_have_data=case.must_have_data,
+        direction=Direction(case.direction),
+        tolerance=case.tolerance,
+        confidence=case.confidence,
+        effect_measure=EffectMeasure(case.effect_measure),
+        allowed_increase=case.allowed_increase,
+        allowed_decrease=case.allowed_decrease,
+        critical_increase=case.critical_increase,
+        critical_decrease=case.critical_decrease,
+        critical=case.critical,
+        must_have_data=case.must_have_data,
         nan_strategy=NanStrategy(case.nan_strategy),
-    )  # fmt: skip
+    )
 
 
 # --- MannWhitneySuite -------------------------------------------------------------------------
@@ -121,15 +126,22 @@ def _solver_artefacts() -> list[_SolverArtefact]:
     assert problem.expected_estimate is not None
     return [
         _SolverArtefact(
-            id=problem.id, source=problem.source, experiment=problem.experiment,
-            control=problem.control, confidence=problem.confidence,
+            id=problem.id,
+            source=problem.source,
+            experiment=problem.experiment,
+            control=problem.control,
+            confidence=problem.confidence,
             kayenta_estimate=problem.expected_estimate,
         ),
         _SolverArtefact(
-            id=tied.id, source=tied.source, experiment=tied.args["x"], control=tied.args["y"],
-            confidence=0.95, kayenta_estimate=tied.expected,
+            id=tied.id,
+            source=tied.source,
+            experiment=tied.args["x"],
+            control=tied.args["y"],
+            confidence=0.95,
+            kayenta_estimate=tied.expected,
         ),
-    ]  # fmt: skip
+    ]
 
 
 class TestMannWhitneySuite:
@@ -492,11 +504,13 @@ class TestScorerSuite:
         """The summary score and the group scores are Kayenta's."""
         results = [
             ScoredMetric(
-                name=m.name, label=Label(m.classification), groups=tuple(m.groups),
+                name=m.name,
+                label=Label(m.classification),
+                groups=tuple(m.groups),
                 critical=m.critical,
             )
             for m in case.metrics
-        ]  # fmt: skip
+        ]
         score = score_groups(
             results, case.group_weights, pass_threshold=75.0, marginal_threshold=50.0
         )

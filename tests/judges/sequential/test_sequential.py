@@ -767,8 +767,9 @@ class TestMeanProperties:
 class TestEBonferroni:
     """m sequential metrics share α: each fails at m/α."""
 
-    @pytest.mark.parametrize(("alpha", "m", "expected"), [(0.05, 1, 20.0), (0.05, 3, 60.0),
-                                                          (0.01, 2, 200.0)])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("alpha", "m", "expected"), [(0.05, 1, 20.0), (0.05, 3, 60.0), (0.01, 2, 200.0)]
+    )
     def test_threshold_is_m_over_alpha(self, alpha: float, m: int, expected: float) -> None:
         """e_bonferroni_threshold(α, m) = m/α, and the judges use it."""
         assert e_bonferroni_threshold(alpha, m) == pytest.approx(expected)
