@@ -134,9 +134,9 @@ class Daemon:
         tokens = parse_tokens([t.get_secret_value() for t in s.api_tokens])
         placeholder = _Unstarted()
         self.ctx = ApiContext(
-            fleet=placeholder,
+            fleet=placeholder,  # type: ignore[arg-type]
             telemetry=self.telemetry,
-            tokens=tokens,  # type: ignore[arg-type]
+            tokens=tokens,
             allowed_hosts=s.webhook_allowed_hosts,
             scrape_mode=not s.prometheus_url,
         )
