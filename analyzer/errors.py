@@ -11,7 +11,8 @@ CanarydError
 ├── DeliveryError           a webhook delivery failed
 │   ├── RetryableDelivery   5xx, 408, 429, timeout, connection error: try again later
 │   └── PermanentDelivery   other 4xx, or a host that is not allowed
-└── StoreError              the store failed or holds something unexpected
+├── StoreError              the store failed or holds something unexpected
+└── InternalError           an invariant of canaryd's own broke: a bug, never the caller's fault
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "CanarydError",
     "Conflict",
     "DeliveryError",
+    "InternalError",
     "InvalidInput",
     "NotFound",
     "PermanentDelivery",
@@ -83,3 +85,7 @@ class PermanentDelivery(DeliveryError):
 
 class StoreError(CanarydError):
     """The store failed."""
+
+
+class InternalError(CanarydError):
+    """An invariant of canaryd's own state does not hold (HTTP 500, logged with its cause)."""

@@ -1,8 +1,10 @@
 """structlog setup: JSON lines when not a TTY, readable console output when it is.
 
-Context (``canary_id``, ``service``) is bound per canary with contextvars; event names are
-``noun.past_tense``. Secrets never reach a log line: tokens stay ``SecretStr`` and the webhook
-signature is not logged; a last processor also masks anything shaped like a bearer header.
+Context (``canary_id``, ``service``) is bound with structlog's contextvars where a canary's work
+runs — each tick's fetch and decision in the scheduler, each manual action in the fleet — and
+merged into every line logged there; event names are ``noun.past_tense``. Secrets never reach a
+log line: tokens stay ``SecretStr`` and the webhook signature is not logged; a last processor
+also masks anything shaped like a bearer header.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging"]
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"']+")
 
@@ -48,8 +50,3 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-
-
-def get_logger(name: str = "canaryd") -> Any:
-    """A bound structlog logger."""
-    return structlog.get_logger(name)

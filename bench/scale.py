@@ -62,7 +62,7 @@ from analyzer.clock import SystemClock
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import parse_config
 from analyzer.logs import configure_logging
-from analyzer.model import Canary, Phase, Side, Stage, Tick, Window
+from analyzer.model import Canary, Delivery, Phase, Side, Stage, Tick, Window
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
@@ -364,11 +364,13 @@ class MeasuredFleet(Fleet):
 
     record_s = 0.0
 
-    async def commit(self, before: Canary, step: Step, tick: Tick) -> Canary:
+    async def commit(
+        self, before: Canary, step: Step, tick: Tick, delivery: Delivery | None
+    ) -> Canary:
         """The real commit, timed."""
         started = time.perf_counter()
         try:
-            return await super().commit(before, step, tick)
+            return await super().commit(before, step, tick, delivery)
         finally:
             self.record_s += time.perf_counter() - started
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from analyzer.clock import Clock
 from analyzer.configs.judgeconfig import JudgeConfig, config_hash, load_config, parse_config
-from analyzer.errors import InvalidInput, NotFound
+from analyzer.errors import InternalError, NotFound
 from analyzer.store.protocol import ConfigVersion, Store
 
 __all__ = ["Catalog"]
@@ -76,11 +76,13 @@ class Catalog:
         return config
 
     def cached(self, digest: str) -> JudgeConfig:
-        """A config already in memory (every live canary's is, once loaded)."""
+        """A config already in memory (every live canary's is, once loaded); one that is not
+        is a broken invariant (:class:`InternalError`), not the caller's bad input."""
         try:
             return self._by_hash[digest]
         except KeyError:
-            raise InvalidInput("config", f"config version {digest[:12]} is not loaded") from None
+            msg = f"config version {digest[:12]} of a live canary is not loaded"
+            raise InternalError(msg) from None
 
     async def list(self) -> list[ConfigVersion]:
         """Current version of every named config."""

@@ -131,7 +131,9 @@ class Fleet:
         """Where a decision's evidence can be read."""
         return f"{self.public_url}/api/v1/canaries/{canary_id}"
 
-    def _delivery(self, canary: Canary, decision: Decision | None) -> Delivery | None:
+    def outbox_row(self, canary: Canary, decision: Decision | None) -> Delivery | None:
+        """The webhook delivery a decision of ``canary`` (its state after the decision) sends,
+        or None when it sends none; recorded in the same transaction as the decision."""
         if decision is None:
             return None
         return make_delivery(canary, decision, self.evidence_url(canary.id), self.clock.now())
@@ -140,20 +142,25 @@ class Fleet:
         """Apply a manual action (abort, promote, pause, resume) and record its decision."""
         async with self.lock(canary_id):
             canary = await self.get(canary_id)
-            step = apply_action(canary, action, self.clock.now(), reason)
-            assert step.decision is not None  # apply_action always decides
-            delivery = self._delivery(step.canary, step.decision)
-            await self.store.save_decision(
-                step.canary, step.decision, delivery, expected_decision_seq=canary.decision_seq
-            )
-            self._remember(step.canary)
-            self._log_decision(step.canary, step.decision)
-            return step.canary
+            with structlog.contextvars.bound_contextvars(
+                canary_id=canary.id, service=canary.service
+            ):
+                step = apply_action(canary, action, self.clock.now(), reason)
+                assert step.decision is not None  # apply_action always decides
+                delivery = self.outbox_row(step.canary, step.decision)
+                await self.store.save_decision(
+                    step.canary, step.decision, delivery, expected_decision_seq=canary.decision_seq
+                )
+                self._remember(step.canary)
+                self._log_decision(step.canary, step.decision)
+                return step.canary
 
-    async def commit(self, before: Canary, step: Step, tick: Tick) -> Canary:
-        """Record one tick (caller holds the canary's lock): state, tick, decision, outbox."""
+    async def commit(
+        self, before: Canary, step: Step, tick: Tick, delivery: Delivery | None
+    ) -> Canary:
+        """Record one tick (caller holds the canary's lock) in one transaction: the state, the
+        tick, its decision and the decision's outbox row; fenced on ``before.tick_seq``."""
         state = replace(step.canary, tick_seq=before.tick_seq + 1, last_reason=step.reason)
-        delivery = self._delivery(state, step.decision)
         await self.store.save_tick(
             state, tick, step.decision, delivery, expected_tick_seq=before.tick_seq
         )
@@ -174,8 +181,6 @@ class Fleet:
         self.telemetry.decisions.labels(action=str(decision.action)).inc()
         log.info(
             "decision.made",
-            canary_id=canary.id,
-            service=canary.service,
             action=str(decision.action),
             seq=decision.seq,
             phase=str(canary.phase),

@@ -20,7 +20,7 @@ import structlog
 
 from analyzer.clock import Clock
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.errors import CanarydError
+from analyzer.errors import CanarydError, InternalError
 from analyzer.model import Canary, Phase, Tick, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery, MetricSource
 from analyzer.tick.evaluation import Evaluation, evaluate
@@ -30,6 +30,9 @@ from analyzer.tick.lifecycle import Step, next_step, wants_score, window_bounds
 __all__ = ["Due", "Scheduler"]
 
 log = structlog.get_logger("canaryd.scheduler")
+
+_FAILED_WAKE_PAUSE_S = 1.0
+"""How long canaries wait after a wake-up (or their own config lookup) failed outright."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +62,6 @@ class Scheduler:
         self._limit = asyncio.Semaphore(max_concurrency)
         self._next_due: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self.in_flight = 0
 
     def poke(self) -> None:
         """Something changed (a registration, an action): look at the canaries again now."""
@@ -75,18 +77,25 @@ class Scheduler:
         return anchor + k * config.step
 
     def due(self, now: float) -> list[Due]:
-        """Canaries whose next tick is at or before ``now``."""
-        for gone in self._next_due.keys() - self.fleet.canaries.keys():  # finished by an action
+        """Canaries whose next tick is at or before ``now``; finished ones are let go."""
+        for gone in self._next_due.keys() - self.fleet.canaries.keys():  # finished since
             del self._next_due[gone]
+            self.source.forget(gone)
         out = []
         for canary in list(self.fleet.canaries.values()):
             if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
                 continue
-            config = self.fleet.catalog.cached(canary.config_hash)
             due_at = self._next_due.setdefault(canary.id, now)
-            if due_at <= now:
-                score_now = wants_score(canary, config, now)
-                out.append(Due(canary=canary, config=config, due_at=due_at, score_now=score_now))
+            if due_at > now:
+                continue
+            try:
+                config = self.fleet.catalog.cached(canary.config_hash)
+            except InternalError:  # one canary's broken state must not stall the others
+                log.exception("tick.config_missing", canary_id=canary.id)
+                self._next_due[canary.id] = now + _FAILED_WAKE_PAUSE_S
+                continue
+            score_now = wants_score(canary, config, now)
+            out.append(Due(canary=canary, config=config, due_at=due_at, score_now=score_now))
         return out
 
     def next_wake(self, now: float, default: float = 1.0) -> float:
@@ -98,21 +107,26 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set; an in-flight batch always finishes its recording.
 
-        A failure is contained to the canary it concerns (see ``tick_batch``); should a whole
-        wake-up still fail, it is logged and the loop carries on after a short pause rather than
-        stop ticking every canary or spin on the same one.
+        A failure is contained to the canary it concerns (see ``due`` and ``tick_batch``);
+        should a whole wake-up still fail — finding what is due included — it is logged and
+        every live canary waits a short pause, so the loop neither stops ticking the fleet nor
+        spins on the same failure.
         """
         while not stop.is_set():
             now = self.clock.now()
-            batch = self.due(now)
-            if batch:
-                try:
+            try:
+                batch = self.due(now)
+                if batch:
                     await self.tick_batch(batch, now)
-                except Exception:  # the loop must outlive any one wake-up
-                    log.exception("scheduler.batch_failed", canaries=len(batch))
-                    for item in batch:
-                        self._next_due[item.canary.id] = now + item.config.step
+            except Exception:  # the loop must outlive any one wake-up
+                log.exception("scheduler.wakeup_failed")
+                self._pause_all(now + _FAILED_WAKE_PAUSE_S)
             await self._sleep(self.next_wake(self.clock.now()), stop)
+
+    def _pause_all(self, until: float) -> None:
+        """Every live canary's next tick no earlier than ``until``."""
+        for canary_id in self.fleet.canaries:
+            self._next_due[canary_id] = max(self._next_due.get(canary_id, until), until)
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -131,23 +145,18 @@ class Scheduler:
     async def tick_batch(self, batch: Sequence[Due], now: float) -> None:
         """One wake-up: fetch → judge → decide → act and record, for every due canary."""
         started = time.perf_counter()
-        self.in_flight += len(batch)
-        try:
-            windows = await self._fetch_all(batch, now)
-            evaluations = await asyncio.to_thread(_judge_all, batch, windows)
-            for item, window, ev in zip(batch, windows, evaluations, strict=True):
+        windows = await self._fetch_all(batch, now)
+        evaluations = await asyncio.to_thread(_judge_all, batch, windows)
+        for item, window, ev in zip(batch, windows, evaluations, strict=True):
+            with structlog.contextvars.bound_contextvars(
+                canary_id=item.canary.id, service=item.canary.service
+            ):
                 await self._decide_and_record(item, window, ev, now, started)
-        finally:
-            self.in_flight -= len(batch)
 
     # -- fetch ------------------------------------------------------------------------------
-    def window_bounds(self, canary: Canary, config: JudgeConfig, now: float) -> tuple[float, float]:
-        """The analysis window on the step grid (see ``lifecycle.window_bounds``)."""
-        return window_bounds(canary, config, now)
-
     def request(self, canary: Canary, config: JudgeConfig, now: float) -> FetchRequest:
         """What to fetch for one canary's tick."""
-        start, end = self.window_bounds(canary, config, now)
+        start, end = window_bounds(canary, config, now)
         metrics = tuple(
             MetricQuery(name=m.name, kind=m.kind, templates=m.templates()) for m in config.metrics
         )
@@ -168,11 +177,14 @@ class Scheduler:
         one canary cannot fail the others' wake-up."""
         if item.canary.phase is not Phase.RUNNING:
             return None
+        structlog.contextvars.bind_contextvars(  # this task's own context: the fetch's log lines
+            canary_id=item.canary.id, service=item.canary.service
+        )
         async with self._limit:
             try:
                 return await self.source.fetch(self.request(item.canary, item.config, now))
             except CanarydError as exc:
-                log.warning("tick.fetch_failed", canary_id=item.canary.id, error=str(exc))
+                log.warning("tick.fetch_failed", error=str(exc))
                 return f"fetch failed: {exc}"
 
     async def _fetch_all(self, batch: Sequence[Due], now: float) -> list[Window | str | None]:
@@ -184,27 +196,37 @@ class Scheduler:
     async def _decide_and_record(
         self, item: Due, window: Window | str | None, ev: Evaluation, now: float, started: float
     ) -> None:
-        canary_id = item.canary.id
-        async with self.fleet.lock(canary_id):
-            current = self.fleet.canaries.get(canary_id)
-            if (
-                current is None
-                or current.tick_seq != item.canary.tick_seq
-                or current.decision_seq != item.canary.decision_seq
-            ):
-                return  # changed meanwhile (an action, a finish): this evaluation is stale
+        """decide → act (the decision's outbox row) → record, under the canary's lock."""
+        async with self.fleet.lock(item.canary.id):
+            current = self._unchanged(item)
+            if current is None:
+                return
             step = next_step(current, item.config, ev, now)
+            delivery = self.fleet.outbox_row(step.canary, step.decision)
             tick = self._tick(current, step, ev, now, time.perf_counter() - started)
             try:
-                saved = await self.fleet.commit(current, step, tick)
+                saved = await self.fleet.commit(current, step, tick, delivery)
             except CanarydError as exc:  # store trouble or a lost fence: retry next slot
-                log.error("tick.record_failed", canary_id=canary_id, error=str(exc))
-                self._next_due[canary_id] = self._slot_after(current, item.config, now)
+                log.error("tick.record_failed", error=str(exc))
+                self._next_due[current.id] = self._slot_after(current, item.config, now)
                 return
-        self._next_due[canary_id] = self._slot_after(saved, item.config, now)
-        if saved.phase.terminal:
-            self._next_due.pop(canary_id, None)
+        self._next_due[saved.id] = self._slot_after(saved, item.config, now)
         self._report(item, saved, step, ev, window, now=now, took=tick.duration_s)
+
+    def _unchanged(self, item: Due) -> Canary | None:
+        """The live canary if nothing changed it since ``item`` was taken (an action, a finish),
+        else None: the evaluation is stale. A canary that finished meanwhile is forgotten by
+        the source again, in case this tick's fetch refilled what the finish let go."""
+        current = self.fleet.canaries.get(item.canary.id)
+        if current is None:
+            self.source.forget(item.canary.id)
+            return None
+        if (current.tick_seq, current.decision_seq) != (
+            item.canary.tick_seq,
+            item.canary.decision_seq,
+        ):
+            return None
+        return current
 
     def _tick(self, canary: Canary, step: Step, ev: Evaluation, now: float, took: float) -> Tick:
         return Tick(
@@ -241,8 +263,6 @@ class Scheduler:
                     telemetry.source_errors.labels(metric=data.name).inc()
         log.info(
             "tick.completed",
-            canary_id=saved.id,
-            service=saved.service,
             phase=str(saved.phase),
             stage=saved.stage_index,
             verdict=str(step.verdict),
@@ -272,5 +292,5 @@ def _judge_one(item: Due, window: Window) -> Evaluation:
     try:
         return evaluate(item.config, window, score_now=item.score_now)
     except Exception as exc:  # a judging bug must not take the other canaries down
-        log.exception("tick.judge_failed", canary_id=item.canary.id)
+        log.exception("tick.judge_failed", canary_id=item.canary.id, service=item.canary.service)
         return Evaluation(no_data=True, no_data_reason=f"judging failed: {exc!r}")

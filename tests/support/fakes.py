@@ -115,6 +115,9 @@ class FakeSource:
         """Nothing to release."""
         self.closed = True
 
+    def forget(self, canary_id: str) -> None:
+        """Nothing is kept per canary."""
+
     def times(self, canary_id: str | None = None) -> list[float]:
         """The window end of every request (optionally of one canary), in order."""
         return [r.end for r in self.requests if canary_id in (None, r.canary_id)]

@@ -155,11 +155,12 @@ class TestWindowBounds:
     def test_same_as_the_scheduler(self, lookback: str | None, offset_s: float) -> None:
         """The backtest's window is the scheduler's, growing or sliding, on or off the grid."""
         config = kayenta_style(lookback=lookback)
-        scheduler = Scheduler.__new__(Scheduler)  # window_bounds reads no instance state
+        scheduler = Scheduler.__new__(Scheduler)  # request() reads no instance state
         for started in (None, T0, T0 + 120.0):
             c = canary(analysis_started_at=started)
             now = T0 + 120.0 + offset_s
-            assert window_bounds(c, config, now) == scheduler.window_bounds(c, config, now)
+            fetched = scheduler.request(c, config, now)
+            assert window_bounds(c, config, now) == (fetched.start, fetched.end)
 
 
 class TestReplaySource:
