@@ -1,4 +1,5 @@
-"""Domain dataclasses shared by the service: canaries, stages, ticks, decisions, deliveries.
+"""Domain dataclasses shared by the service: canaries, stages, windows, ticks, decisions,
+deliveries, and the enums that steer them (judges, the no-data and inconclusive policies).
 
 Frozen and slotted; state changes produce new values (``dataclasses.replace``). pydantic stays
 at the edges (API schemas, config files); these are what the lifecycle, the scheduler and the
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
-import numpy as np
-import numpy.typing as npt
+from analyzer.metricdata import MetricData
 
 __all__ = [
     "Action",
@@ -20,8 +20,10 @@ __all__ = [
     "Decision",
     "Delivery",
     "DeliveryState",
-    "MetricData",
+    "InconclusivePolicy",
+    "JudgeName",
     "Mode",
+    "NoDataPolicy",
     "Phase",
     "Side",
     "Stage",
@@ -29,8 +31,6 @@ __all__ = [
     "Verdict",
     "Window",
 ]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 class Phase(StrEnum):
@@ -85,6 +85,40 @@ class Verdict(StrEnum):
     RUNNING = "running"
     INCONCLUSIVE = "inconclusive"
     NONE = "none"
+
+
+class JudgeName(StrEnum):
+    """The judges a metric may name (DESIGN.md §3)."""
+
+    MANN_WHITNEY = "mann-whitney"
+    THRESHOLD = "threshold"
+    SEQUENTIAL_COUNT = "sequential-count"
+    SEQUENTIAL_MEAN = "sequential-mean"
+
+    @property
+    def sequential(self) -> bool:
+        """Whether it is an anytime-valid sequential test, recomputed on every poll."""
+        match self:
+            case JudgeName.SEQUENTIAL_COUNT | JudgeName.SEQUENTIAL_MEAN:
+                return True
+            case JudgeName.MANN_WHITNEY | JudgeName.THRESHOLD:
+                return False
+            case _:
+                assert_never(self)
+
+
+class NoDataPolicy(StrEnum):
+    """``on_no_data``: what a poll without any usable data does."""
+
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+class InconclusivePolicy(StrEnum):
+    """``on_inconclusive``: what the end of a stage without a passing score does."""
+
+    PAUSE = "pause"
+    ROLLBACK = "rollback"
 
 
 class DeliveryState(StrEnum):
@@ -155,21 +189,6 @@ class Canary:
     def stage(self) -> Stage:
         """The current stage."""
         return self.stages[min(self.stage_index, len(self.stages) - 1)]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MetricData:
-    """One metric over a window, per side, aligned on the window's steps (NaN = missing).
-
-    ``series`` metrics carry ``values``; ``count`` metrics carry ``events`` and ``exposure``.
-    """
-
-    name: str
-    kind: str
-    baseline: dict[str, FloatArray]
-    canary: dict[str, FloatArray]
-    error: str = ""
-    """Why the metric has no data this time (source down, empty result, ...), if so."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -354,6 +354,10 @@ class TimedSource:
             self.first_start = min(self.first_start, started)
             self.last_end = max(self.last_end, time.perf_counter())
 
+    def forget(self, canary_id: str) -> None:
+        """The inner source forgets the canary."""
+        self.inner.forget(canary_id)
+
     async def close(self) -> None:
         """Close the inner source."""
         await self.inner.close()

@@ -12,8 +12,9 @@ import json
 import math
 import re
 import string
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import (
@@ -28,10 +29,11 @@ from pydantic import (
 )
 
 from analyzer.errors import InvalidInput
+from analyzer.metricdata import MetricKind
+from analyzer.model import InconclusivePolicy, JudgeName, NoDataPolicy
 from judges.labels import Direction, EffectMeasure, NanStrategy, OutlierStrategy
 
 __all__ = [
-    "AVAILABLE_JUDGES",
     "BUILTIN_VARIABLES",
     "JudgeConfig",
     "MetricConfig",
@@ -42,8 +44,6 @@ __all__ = [
     "validation_message",
 ]
 
-AVAILABLE_JUDGES = frozenset({"mann-whitney", "threshold", "sequential-count", "sequential-mean"})
-"""Every judge a metric may name; anything else is refused naming the field."""
 BUILTIN_VARIABLES = frozenset({"selector", "step", "window"})
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
@@ -84,6 +84,11 @@ Duration = Annotated[
     ),
     PlainSerializer(lambda s: s, return_type=float),
 ]
+
+
+def _inline(enum: type[StrEnum], title: str) -> WithJsonSchema:
+    """The schema a ``Literal`` of the values had: kept inline, so the committed one holds."""
+    return WithJsonSchema({"enum": [m.value for m in enum], "title": title, "type": "string"})
 
 
 class _Model(BaseModel):
@@ -139,8 +144,8 @@ class MetricConfig(_Model):
 
     name: str = Field(pattern=_NAME)
     group: str = Field(default="default", min_length=1, max_length=100)
-    kind: Literal["series", "count"]
-    judge: Literal["mann-whitney", "threshold", "sequential-count", "sequential-mean"]
+    kind: Annotated[MetricKind, _inline(MetricKind, "Kind")]
+    judge: Annotated[JudgeName, _inline(JudgeName, "Judge")]
     direction: Direction = Direction.INCREASE
     critical: bool = False
     must_have_data: bool = False
@@ -159,33 +164,29 @@ class MetricConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.kind == "count" and not isinstance(self.query, CountQuery):
+        if self.kind is MetricKind.COUNT and not isinstance(self.query, CountQuery):
             msg = "a count metric needs query: {events: ..., exposure: ...}"
             raise ValueError(msg)
-        if self.kind == "series" and not isinstance(self.query, str):
+        if self.kind is MetricKind.SERIES and not isinstance(self.query, str):
             msg = "a series metric needs a single query string"
             raise ValueError(msg)
-        if self.judge == "threshold" and self.threshold is None:
+        if self.judge is JudgeName.THRESHOLD and self.threshold is None:
             msg = "the threshold judge needs threshold: {max: ..., ...}"
             raise ValueError(msg)
-        if self.judge == "sequential-count" and self.kind != "count":
+        if self.judge is JudgeName.SEQUENTIAL_COUNT and self.kind is not MetricKind.COUNT:
             msg = "sequential-count judges count metrics only"
             raise ValueError(msg)
-        if self.judge == "sequential-mean" and self.kind != "series":
+        if self.judge is JudgeName.SEQUENTIAL_MEAN and self.kind is not MetricKind.SERIES:
             msg = "sequential-mean judges series metrics only"
             raise ValueError(msg)
-        if self.judge == "sequential-mean" and self.tolerance is None:
+        if self.judge is JudgeName.SEQUENTIAL_MEAN and self.tolerance is None:
             msg = "tolerance: sequential-mean needs the allowed change in the metric's units"
             raise ValueError(msg)
-        if self.judge == "sequential-count" and self.tolerance is not None and self.tolerance <= 1:
+        ratio = self.tolerance
+        if self.judge is JudgeName.SEQUENTIAL_COUNT and ratio is not None and ratio <= 1:
             msg = "tolerance: a rate ratio above 1 (e.g. 1.2) accepted for early promotion"
             raise ValueError(msg)
         return self
-
-    @property
-    def sequential(self) -> bool:
-        """Whether the metric is judged by an anytime-valid sequential test."""
-        return self.judge in ("sequential-count", "sequential-mean")
 
     def templates(self) -> dict[str, str]:
         """The query templates by role (``query``, or ``events`` and ``exposure``)."""
@@ -237,8 +238,10 @@ class JudgeConfig(_Model):
     warmup: Duration = 0.0
     alpha: float = Field(default=0.05, gt=0, lt=1)
     score_thresholds: ScoreThresholds = ScoreThresholds.model_validate({"pass": 75, "marginal": 50})
-    on_no_data: Literal["hold", "rollback"] = "hold"
-    on_inconclusive: Literal["pause", "rollback"] = "pause"
+    on_no_data: Annotated[NoDataPolicy, _inline(NoDataPolicy, "On No Data")] = NoDataPolicy.HOLD
+    on_inconclusive: Annotated[
+        InconclusivePolicy, _inline(InconclusivePolicy, "On Inconclusive")
+    ] = InconclusivePolicy.PAUSE
     groups: dict[str, Annotated[float, Field(ge=0, le=100)]] = {}
     variables: dict[str, str] = {}
     mann_whitney: MannWhitneySettings = MannWhitneySettings()
@@ -285,11 +288,12 @@ class JudgeConfig(_Model):
                         raise ValueError(msg)
 
     def metric(self, name: str) -> MetricConfig:
-        """The metric called ``name``."""
+        """The metric called ``name``; :class:`InvalidInput` on ``metrics`` if there is none."""
         for metric in self.metrics:
             if metric.name == name:
                 return metric
-        raise KeyError(name)
+        known = [m.name for m in self.metrics]
+        raise InvalidInput("metrics", f"no metric {name!r} (known: {known})")
 
 
 def template_variables(template: str, where: str = "query") -> list[str]:
@@ -335,9 +339,8 @@ def load_config(path: Path) -> JudgeConfig:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(
-            str(path), f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
-        ) from None
+        language = path.suffix.lstrip(".") or "YAML"
+        raise InvalidInput(str(path), f"not valid {language}: {exc}") from None
     return parse_config(data, source=str(path))
 
 

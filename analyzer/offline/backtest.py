@@ -4,7 +4,7 @@ A fake clock starts at the recording's first step and moves one ``step_s`` per p
 poll, as the scheduler does, the canary's window is computed on the step grid
 (:func:`~analyzer.tick.lifecycle.window_bounds`, the rule the scheduler uses), read from the
 recording by :class:`~analyzer.sources.replay.ReplaySource`, judged by
-:func:`~analyzer.tick.evaluation.evaluate` (scoring when
+:func:`~analyzer.tick.judging.evaluate` (scoring when
 :func:`~analyzer.tick.lifecycle.wants_score` says so) and decided by
 :func:`~analyzer.tick.lifecycle.next_step`. The first rollback, promotion or pause ends the run;
 ``step`` decisions between stages do not.
@@ -26,7 +26,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 from analyzer.configs.judgeconfig import JudgeConfig, config_hash
 from analyzer.errors import InvalidInput
@@ -34,7 +34,8 @@ from analyzer.model import Action, Canary, Mode, Phase, Side, Stage
 from analyzer.offline.recording import Recording, Truth
 from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.replay import ReplaySource
-from analyzer.tick.evaluation import Evaluation, evaluate
+from analyzer.tick.evaluation import Evaluation
+from analyzer.tick.judging import evaluate
 from analyzer.tick.lifecycle import next_step, wants_score, window_bounds
 
 __all__ = [
@@ -62,11 +63,19 @@ class BacktestVerdict(StrEnum):
     NONE = "none"
 
 
-_VERDICTS = {
-    Action.ROLLBACK: BacktestVerdict.ROLLBACK,
-    Action.PROMOTE: BacktestVerdict.PROMOTE,
-    Action.PAUSE: BacktestVerdict.INCONCLUSIVE,
-}
+def _ending(action: Action) -> BacktestVerdict | None:
+    """How a decision ends the replay: rollback, promotion or pause; None goes on."""
+    match action:
+        case Action.ROLLBACK:
+            return BacktestVerdict.ROLLBACK
+        case Action.PROMOTE:
+            return BacktestVerdict.PROMOTE
+        case Action.PAUSE:
+            return BacktestVerdict.INCONCLUSIVE
+        case Action.STEP | Action.RESUME | Action.ABORT:
+            return None
+        case _:
+            assert_never(action)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,8 +170,9 @@ def backtest(
             ev = evaluate(config, source.window(request), score_now=score_now)
         step = next_step(canary, config, ev, now)
         canary, reason = step.canary, step.reason
-        if step.decision is not None and step.decision.action in _VERDICTS:
-            return _outcome(recording, _VERDICTS[step.decision.action], k, step.decision.reason)
+        verdict = None if step.decision is None else _ending(step.decision.action)
+        if step.decision is not None and verdict is not None:
+            return _outcome(recording, verdict, k, step.decision.reason)
     why = f"no decision in {recording.steps} steps; last: {reason}"
     return _outcome(recording, BacktestVerdict.NONE, None, why)
 

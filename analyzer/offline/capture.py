@@ -35,10 +35,10 @@ from yarl import URL
 
 from analyzer.configs.judgeconfig import JudgeConfig, MetricConfig
 from analyzer.errors import InvalidInput, SourceError, SourcePayloadError, SourceUnavailable
-from analyzer.model import FloatArray, MetricData
+from analyzer.metricdata import FloatArray, MetricData, Role, SideName, metric_data
 from analyzer.offline.recording import Recording, dump_recording, parse_recording
 from analyzer.sources.promql.render import render, selector
-from analyzer.sources.window import OUTPUT_KEYS, SIDES, Grid
+from analyzer.sources.window import Grid
 
 __all__ = ["MAX_POINTS", "Captured", "capture"]
 
@@ -93,7 +93,7 @@ def _check(
     prometheus_url: str,
     config: JudgeConfig,
     variables: Mapping[str, str],
-    labels: Mapping[str, Mapping[str, str]],
+    labels: Mapping[SideName, Mapping[str, str]],
 ) -> None:
     url = URL(prometheus_url)
     if url.scheme not in ("http", "https") or not url.host:
@@ -104,7 +104,9 @@ def _check(
         raise InvalidInput(f"variables.{undeclared[0]}", f"not declared by the config ({known})")
     for side, matchers in labels.items():
         if not matchers:
-            raise InvalidInput(side, "give at least one label, e.g. deployment=checkout-canary")
+            raise InvalidInput(
+                str(side), "give at least one label, e.g. deployment=checkout-canary"
+            )
         try:  # the matchers every query will get
             selector(matchers)
         except InvalidInput as exc:
@@ -171,7 +173,7 @@ def capture(
     """
     _refuse_on_loop()
     variables = {**config.variables, **(variables or {})}
-    labels = {"baseline": dict(baseline), "canary": dict(canary)}
+    labels = {SideName.BASELINE: dict(baseline), SideName.CANARY: dict(canary)}
     _check(prometheus_url, config, variables, labels)
     grid = _grid(start, end, config.step if step_s is None else step_s)
     plan = _Plan(grid=grid, labels=labels, variables=variables)
@@ -193,7 +195,7 @@ class _Plan:
     """What every query of one capture shares."""
 
     grid: Grid
-    labels: dict[str, dict[str, str]]
+    labels: dict[SideName, dict[str, str]]
     variables: dict[str, str]
 
     def fetch(
@@ -201,12 +203,13 @@ class _Plan:
     ) -> MetricData:
         """One metric, every template role for both sides; empty results noted in ``notes``."""
         grid = self.grid
-        arrays: dict[str, dict[str, FloatArray]] = {side: {} for side in SIDES}
-        for role, template in metric.templates().items():
-            for side in SIDES:
-                where = f"metrics.{metric.name}.{side}" + ("" if role == "query" else f".{role}")
+        templates = metric.templates()
+        arrays: dict[tuple[SideName, Role], FloatArray] = {}
+        for role in metric.kind.roles:
+            for side in SideName:
+                where = f"metrics.{metric.name}.{side}" + ("" if role is Role.QUERY else f".{role}")
                 query = render(
-                    template,
+                    templates[role],
                     labels=self.labels[side],
                     step_s=grid.step_s,
                     window_s=grid.steps * grid.step_s,
@@ -220,15 +223,9 @@ class _Plan:
                         end_time=_utc(grid.time(grid.steps - 1)),
                         step=repr(grid.step_s),
                     )
-                values, note = _values(result, grid, where)
-                arrays[side][OUTPUT_KEYS[role]] = values
+                arrays[side, role], note = _values(result, grid, where)
                 notes.extend([note] if note else [])
-        return MetricData(
-            name=metric.name,
-            kind=metric.kind,
-            baseline=arrays["baseline"],
-            canary=arrays["canary"],
-        )
+        return metric_data(metric.name, metric.kind, arrays)
 
 
 def _utc(seconds: float) -> datetime:

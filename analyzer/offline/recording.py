@@ -8,8 +8,9 @@ which step a regression was injected, for evaluation reports.
 pydantic reads the file at the edge with ``extra="forbid"``, and every problem is reported with
 the file and the dotted path of the field, e.g.
 ``aa-0001.json: metrics.error_rate.baseline.events.2: Input should be a valid number``.
-Inside, a :class:`Recording` carries each metric as a :class:`~analyzer.model.MetricData` over
-the whole recording (NaN for ``null``).
+Inside, a :class:`Recording` carries each metric as :data:`~analyzer.metricdata.MetricData` (a
+:class:`~analyzer.metricdata.SeriesData` or :class:`~analyzer.metricdata.CountData`) over the
+whole recording (NaN for ``null``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, assert_never
 
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analyzer.errors import InvalidInput
-from analyzer.model import FloatArray, MetricData
+from analyzer.metricdata import (
+    CountData,
+    CountSide,
+    FloatArray,
+    MetricData,
+    MetricKind,
+    SeriesData,
+    SeriesSide,
+    SideName,
+)
 
 __all__ = [
     "FORMAT",
@@ -111,7 +121,7 @@ def _columns(model: _Recording) -> list[tuple[str, list[float | None]]]:
     """Every value list with its dotted path, in file order."""
     out: list[tuple[str, list[float | None]]] = []
     for name, metric in model.metrics.items():
-        for side in ("baseline", "canary"):
+        for side in SideName:
             data = getattr(metric, side)
             if isinstance(data, _CountSide):
                 out.append((f"metrics.{name}.{side}.events", data.events))
@@ -156,21 +166,24 @@ def _array(values: list[float | None]) -> FloatArray:
     return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
+def _count_side(side: _CountSide) -> CountSide:
+    return CountSide(events=_array(side.events), exposure=_array(side.exposure))
+
+
 def _metric(name: str, metric: _CountMetric | _SeriesMetric) -> MetricData:
-    if isinstance(metric, _CountMetric):
-        b, c = metric.baseline, metric.canary
-        return MetricData(
-            name=name,
-            kind="count",
-            baseline={"events": _array(b.events), "exposure": _array(b.exposure)},
-            canary={"events": _array(c.events), "exposure": _array(c.exposure)},
-        )
-    return MetricData(
-        name=name,
-        kind="series",
-        baseline={"values": _array(metric.baseline)},
-        canary={"values": _array(metric.canary)},
-    )
+    match metric:
+        case _CountMetric():
+            return CountData(
+                name=name, baseline=_count_side(metric.baseline), canary=_count_side(metric.canary)
+            )
+        case _SeriesMetric():
+            return SeriesData(
+                name=name,
+                baseline=SeriesSide(values=_array(metric.baseline)),
+                canary=SeriesSide(values=_array(metric.canary)),
+            )
+        case _:
+            assert_never(metric)
 
 
 def _message(exc: ValidationError) -> str:
@@ -178,7 +191,7 @@ def _message(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        if len(loc) > 2 and loc[0] == "metrics" and loc[2] in ("count", "series"):
+        if len(loc) > 2 and loc[0] == "metrics" and loc[2] in set(MetricKind):
             del loc[2]  # the discriminator's tag is not a field of the file
         message = str(err["msg"]).removeprefix("Value error, ")
         lines.append(f"{'.'.join(loc)}: {message}" if loc else message)
@@ -238,19 +251,7 @@ def _values(array: FloatArray) -> list[float | int | None]:
 
 def dump_recording(recording: Recording) -> dict[str, Any]:
     """The recording as its JSON document (``canaryd.recording/v1``)."""
-    metrics: dict[str, Any] = {}
-    for name, data in recording.metrics.items():
-        if data.kind == "count":
-            metrics[name] = {"kind": "count"} | {
-                side: {"events": _values(arrays["events"]), "exposure": _values(arrays["exposure"])}
-                for side, arrays in (("baseline", data.baseline), ("canary", data.canary))
-            }
-        else:
-            metrics[name] = {
-                "kind": "series",
-                "baseline": _values(data.baseline["values"]),
-                "canary": _values(data.canary["values"]),
-            }
+    metrics = {name: _metric_doc(data) for name, data in recording.metrics.items()}
     start = datetime.fromtimestamp(recording.start, tz=UTC).isoformat().replace("+00:00", "Z")
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -263,6 +264,29 @@ def dump_recording(recording: Recording) -> dict[str, Any]:
         t = recording.truth
         doc["truth"] = {"regression": t.regression, "metric": t.metric, "onset_step": t.onset_step}
     return doc
+
+
+def _metric_doc(data: MetricData) -> dict[str, Any]:
+    """One metric as the file has it: ``kind``, then each side's lists."""
+    match data:
+        case CountData():
+            return {
+                "kind": str(data.kind),
+                "baseline": _count_doc(data.baseline),
+                "canary": _count_doc(data.canary),
+            }
+        case SeriesData():
+            return {
+                "kind": str(data.kind),
+                "baseline": _values(data.baseline.values),
+                "canary": _values(data.canary.values),
+            }
+        case _:
+            assert_never(data)
+
+
+def _count_doc(side: CountSide) -> dict[str, Any]:
+    return {"events": _values(side.events), "exposure": _values(side.exposure)}
 
 
 def write_recording(recording: Recording, path: Path) -> None:

@@ -95,6 +95,9 @@ class PrometheusSource:
             request, grid, zip(queries, (t.result() for t in tasks), strict=True)
         )
 
+    def forget(self, canary_id: str) -> None:
+        """Nothing to drop: every fetch asks Prometheus afresh, so no state is kept per canary."""
+
     async def close(self) -> None:
         """Nothing to release: the session belongs to the caller."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from analyzer.metricdata import MetricKind
 from analyzer.model import Side, Window
 
 __all__ = ["FetchRequest", "MetricQuery", "MetricSource"]
@@ -19,11 +20,11 @@ __all__ = ["FetchRequest", "MetricQuery", "MetricSource"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricQuery:
-    """One metric to fetch: ``series`` has template role ``query``; ``count`` has ``events``
-    and ``exposure``."""
+    """One metric to fetch: its templates by role (``kind.roles``: ``query`` for a series,
+    ``events`` and ``exposure`` for a count)."""
 
     name: str
-    kind: str
+    kind: MetricKind
     templates: dict[str, str]
 
 
@@ -46,6 +47,10 @@ class MetricSource(Protocol):
 
     async def fetch(self, request: FetchRequest) -> Window:
         """Fetch every metric of the request for both sides."""
+        ...
+
+    def forget(self, canary_id: str) -> None:
+        """Drop whatever per-canary state the source keeps (the canary has finished)."""
         ...
 
     async def close(self) -> None:

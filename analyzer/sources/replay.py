@@ -18,10 +18,11 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.model import FloatArray, MetricData, Window
+from analyzer.metricdata import FloatArray, MetricData, missing_metric
+from analyzer.model import Window
 from analyzer.offline.recording import Recording
 from analyzer.sources.protocol import FetchRequest, MetricQuery
-from analyzer.sources.window import OUTPUT_KEYS, ROLES, SIDES, Grid
+from analyzer.sources.window import Grid
 
 __all__ = ["ReplaySource"]
 
@@ -50,6 +51,9 @@ class ReplaySource:
         """Every metric of the request for both sides, read from the recording."""
         return self.window(request)
 
+    def forget(self, canary_id: str) -> None:
+        """Nothing to drop: the recording is shared by every canary and read, never changed."""
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -66,22 +70,9 @@ class ReplaySource:
     ) -> MetricData:
         recorded = self.recording.metrics.get(query.name)
         error = self._refusal(query, request, recorded)
-        roles = [OUTPUT_KEYS[r] for r in ROLES.get(query.kind, ("query",))]
-        arrays: dict[str, dict[str, FloatArray]] = {side: {} for side in SIDES}
-        for side in SIDES:
-            for key in roles:
-                if error or recorded is None:
-                    arrays[side][key] = grid.missing()
-                else:
-                    source = recorded.baseline if side == "baseline" else recorded.canary
-                    arrays[side][key] = _take(source[key], indices)
-        return MetricData(
-            name=query.name,
-            kind=query.kind,
-            baseline=arrays["baseline"],
-            canary=arrays["canary"],
-            error=error,
-        )
+        if error or recorded is None:
+            return missing_metric(query.name, query.kind, grid.steps, error)
+        return recorded.mapped(lambda values: _take(values, indices))
 
     def _refusal(
         self, query: MetricQuery, request: FetchRequest, recorded: MetricData | None

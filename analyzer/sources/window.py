@@ -17,14 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from analyzer.errors import InvalidInput
-from analyzer.model import FloatArray, MetricData, Side, Window
+from analyzer.metricdata import FloatArray, MetricData, Role, SideName, metric_data, missing_metric
+from analyzer.model import Side, Window
 from analyzer.sources.promql.render import render
 from analyzer.sources.protocol import FetchRequest
 
 __all__ = [
-    "OUTPUT_KEYS",
-    "ROLES",
-    "SIDES",
     "Grid",
     "Outcome",
     "RenderedQuery",
@@ -34,20 +32,9 @@ __all__ = [
 ]
 
 
-ROLES = {"series": ("query",), "count": ("events", "exposure")}
-"""Template roles per metric kind."""
-
-
-OUTPUT_KEYS = {"query": "values", "events": "events", "exposure": "exposure"}
-"""The ``MetricData`` array each template role fills."""
-
-
-SIDES = ("baseline", "canary")
-
-
-def sides(request: FetchRequest) -> dict[str, Side]:
-    """The request's sides by name, in :data:`SIDES` order."""
-    return {"baseline": request.baseline, "canary": request.canary}
+def sides(request: FetchRequest) -> dict[SideName, Side]:
+    """The request's sides by name, in :class:`~analyzer.metricdata.SideName` order."""
+    return {SideName.BASELINE: request.baseline, SideName.CANARY: request.canary}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,14 +42,14 @@ class RenderedQuery:
     """One template of one metric rendered for one side."""
 
     metric: str
-    side: str
-    role: str
+    side: SideName
+    role: Role
     text: str
 
     @property
     def where(self) -> str:
         """Where the template sits in the judge config, for error messages."""
-        return f"metrics.{self.metric}.query" + ("" if self.role == "query" else f".{self.role}")
+        return f"metrics.{self.metric}.query" + ("" if self.role is Role.QUERY else f".{self.role}")
 
 
 def render_request(request: FetchRequest) -> list[RenderedQuery]:
@@ -73,9 +60,9 @@ def render_request(request: FetchRequest) -> list[RenderedQuery]:
     window_s = request.end - request.start + request.step_s
     rendered = []
     for metric in request.metrics:
-        roles = ROLES.get(metric.kind)
-        if roles is None or set(metric.templates) != set(roles):
-            msg = f"a {metric.kind!r} metric needs the templates {list(roles or ROLES)}"
+        roles = metric.kind.roles
+        if set(metric.templates) != set(roles):
+            msg = f"a {str(metric.kind)!r} metric needs the templates {[str(r) for r in roles]}"
             raise InvalidInput(f"metrics.{metric.name}.query", msg)
         for role in roles:
             for name, side in sides(request).items():
@@ -149,21 +136,15 @@ def assemble_window(
     by_metric: dict[str, list[tuple[RenderedQuery, Outcome]]] = {}
     for query, outcome in outcomes:
         by_metric.setdefault(query.metric, []).append((query, outcome))
-    metrics = {}
+    metrics: dict[str, MetricData] = {}
     for metric in request.metrics:
         results = by_metric.get(metric.name, [])
         error = _combined_error(results)
-        arrays: dict[str, dict[str, FloatArray]] = {side: {} for side in SIDES}
-        for query, outcome in results:
-            values = grid.missing() if error else outcome.values
-            arrays[query.side][OUTPUT_KEYS[query.role]] = values
-        metrics[metric.name] = MetricData(
-            name=metric.name,
-            kind=metric.kind,
-            baseline=arrays["baseline"],
-            canary=arrays["canary"],
-            error=error,
-        )
+        if error:
+            metrics[metric.name] = missing_metric(metric.name, metric.kind, grid.steps, error)
+        else:
+            arrays = {(query.side, query.role): outcome.values for query, outcome in results}
+            metrics[metric.name] = metric_data(metric.name, metric.kind, arrays)
     return Window(start=request.start, end=request.end, step_s=grid.step_s, metrics=metrics)
 
 
@@ -172,6 +153,6 @@ def _combined_error(results: list[tuple[RenderedQuery, Outcome]]) -> str:
     where: dict[str, list[str]] = {}
     for query, outcome in results:
         if outcome.error:
-            name = query.side if query.role == "query" else f"{query.side} {query.role}"
+            name = str(query.side) if query.role is Role.QUERY else f"{query.side} {query.role}"
             where.setdefault(outcome.error, []).append(name)
     return "; ".join(f"{', '.join(names)}: {message}" for message, names in where.items())

@@ -21,10 +21,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import assert_never
 
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.errors import Conflict
-from analyzer.model import Action, Canary, Decision, Phase, Verdict
+from analyzer.errors import Conflict, InternalError
+from analyzer.model import (
+    Action,
+    Canary,
+    Decision,
+    InconclusivePolicy,
+    NoDataPolicy,
+    Phase,
+    Verdict,
+)
 from analyzer.tick.evaluation import Evaluation
 
 __all__ = [
@@ -89,10 +98,7 @@ def _decide(
     stage_index: int | None = None,
 ) -> Step:
     index = canary.stage_index if stage_index is None else stage_index
-    weight = {
-        Action.ROLLBACK: 0.0,
-        Action.PROMOTE: 100.0,
-    }.get(action, canary.stages[min(index, len(canary.stages) - 1)].weight)
+    weight, verdict = _carried_out(action, canary.stages[min(index, len(canary.stages) - 1)].weight)
     seq = canary.decision_seq + 1
     decision = Decision(
         canary_id=canary.id,
@@ -118,11 +124,23 @@ def _decide(
         paused_from=Phase.RUNNING if phase is Phase.PAUSED else None,
         paused_at=now if phase is Phase.PAUSED else None,
     )
-    verdict = {
-        Action.ROLLBACK: Verdict.FAIL,
-        Action.PAUSE: Verdict.INCONCLUSIVE,
-    }.get(action, Verdict.PASS)
     return Step(canary=state, verdict=verdict, reason=reason, score=score, decision=decision)
+
+
+def _carried_out(action: Action, stage_weight: float) -> tuple[float, Verdict]:
+    """The canary's traffic weight (percent) once ``action`` is carried out, and the verdict
+    of the poll (or manual action) that decides it."""
+    match action:
+        case Action.ROLLBACK:
+            return 0.0, Verdict.FAIL
+        case Action.PROMOTE:
+            return 100.0, Verdict.PASS
+        case Action.PAUSE:
+            return stage_weight, Verdict.INCONCLUSIVE
+        case Action.STEP | Action.RESUME | Action.ABORT:
+            return stage_weight, Verdict.PASS
+        case _:
+            assert_never(action)
 
 
 def _advance(canary: Canary, reason: str, now: float, score: float | None) -> Step:
@@ -138,23 +156,15 @@ def _advance(canary: Canary, reason: str, now: float, score: float | None) -> St
 def _inconclusive(
     canary: Canary, config: JudgeConfig, reason: str, now: float, score: float | None
 ) -> Step:
-    if config.on_inconclusive == "rollback":
-        return _decide(
-            canary,
-            Action.ROLLBACK,
-            f"inconclusive: {reason}",
-            now,
-            score=score,
-            phase=Phase.ROLLED_BACK,
-        )
-    return _decide(
-        canary,
-        Action.PAUSE,
-        f"inconclusive, paused for a human: {reason}",
-        now,
-        score=score,
-        phase=Phase.PAUSED,
-    )
+    match config.on_inconclusive:
+        case InconclusivePolicy.ROLLBACK:
+            why = f"inconclusive: {reason}"
+            return _decide(canary, Action.ROLLBACK, why, now, score=score, phase=Phase.ROLLED_BACK)
+        case InconclusivePolicy.PAUSE:
+            why = f"inconclusive, paused for a human: {reason}"
+            return _decide(canary, Action.PAUSE, why, now, score=score, phase=Phase.PAUSED)
+        case _:
+            assert_never(config.on_inconclusive)
 
 
 def _start(canary: Canary, config: JudgeConfig, now: float) -> Step:
@@ -195,22 +205,7 @@ def _running(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) ->
         return _decide(canary, Action.ROLLBACK, why, now, score=None, phase=Phase.ROLLED_BACK)
     stage_over = now >= stage_ends_at(canary)
     if ev.no_data:
-        if config.on_no_data == "rollback":
-            return _decide(
-                canary,
-                Action.ROLLBACK,
-                f"no data: {ev.no_data_reason}",
-                now,
-                score=None,
-                phase=Phase.ROLLED_BACK,
-            )
-        if stage_over:
-            return _inconclusive(
-                canary, config, f"no data by the stage deadline ({ev.no_data_reason})", now, None
-            )
-        return Step(
-            canary=canary, verdict=Verdict.NONE, reason=f"no data, holding: {ev.no_data_reason}"
-        )
+        return _no_data(canary, config, ev.no_data_reason, now, stage_over)
     if ev.score is None:
         if _may_end_early(canary, config, ev, now):
             return _advance(canary, _proven_reason(ev), now, canary.last_score)
@@ -221,18 +216,41 @@ def _running(canary: Canary, config: JudgeConfig, ev: Evaluation, now: float) ->
     return _scored(scored, config, ev, now, stage_over)
 
 
+def _no_data(canary: Canary, config: JudgeConfig, why: str, now: float, stage_over: bool) -> Step:
+    """A poll without any usable data, as ``on_no_data`` says."""
+    match config.on_no_data:
+        case NoDataPolicy.ROLLBACK:
+            rollback = f"no data: {why}"
+            return _decide(
+                canary, Action.ROLLBACK, rollback, now, score=None, phase=Phase.ROLLED_BACK
+            )
+        case NoDataPolicy.HOLD:
+            return _hold(canary, config, why, now, stage_over)
+        case _:
+            assert_never(config.on_no_data)
+
+
+def _hold(canary: Canary, config: JudgeConfig, why: str, now: float, stage_over: bool) -> Step:
+    """Wait for data; at the stage's deadline the stage is inconclusive."""
+    if stage_over:
+        return _inconclusive(canary, config, f"no data by the stage deadline ({why})", now, None)
+    return Step(canary=canary, verdict=Verdict.NONE, reason=f"no data, holding: {why}")
+
+
 def _scored(
     canary: Canary, config: JudgeConfig, ev: Evaluation, now: float, stage_over: bool
 ) -> Step:
     assert ev.score is not None  # guarded by the caller
-    if ev.score.forced_by_no_data and config.on_no_data == "hold":
-        # Kayenta zeroes a score for missing data; canaryd never rolls back on that alone.
-        why = f"partial data: {ev.score.reason}"
-        if stage_over:
-            return _inconclusive(
-                canary, config, f"no data by the stage deadline ({why})", now, None
-            )
-        return Step(canary=canary, verdict=Verdict.NONE, reason=f"no data, holding: {why}")
+    if ev.score.forced_by_no_data:
+        match config.on_no_data:
+            case NoDataPolicy.HOLD:
+                # Kayenta zeroes a score for missing data; canaryd never rolls back on that alone.
+                why = f"partial data: {ev.score.reason}"
+                return _hold(canary, config, why, now, stage_over)
+            case NoDataPolicy.ROLLBACK:
+                pass  # the zeroed score is judged as it stands, as Kayenta does
+            case _:
+                assert_never(config.on_no_data)
     score = ev.score.score
     marks = config.score_thresholds
     detail = f"score {score:g}" + (f" ({ev.score.reason})" if ev.score.reason else "")
@@ -272,19 +290,27 @@ def _running_reason(ev: Evaluation) -> str:
     return "judging; no kill-switch tripped"
 
 
-_ALLOWED: dict[Action, frozenset[Phase]] = {
-    Action.ABORT: frozenset({Phase.PENDING, Phase.WARMUP, Phase.RUNNING, Phase.PAUSED}),
-    Action.PROMOTE: frozenset({Phase.PENDING, Phase.WARMUP, Phase.RUNNING, Phase.PAUSED}),
-    Action.ROLLBACK: frozenset({Phase.PENDING, Phase.WARMUP, Phase.RUNNING, Phase.PAUSED}),
-    Action.PAUSE: frozenset({Phase.WARMUP, Phase.RUNNING}),
-    Action.RESUME: frozenset({Phase.PAUSED}),
-}
+_UNFINISHED = frozenset({Phase.PENDING, Phase.WARMUP, Phase.RUNNING, Phase.PAUSED})
+
+
+def _allowed_from(action: Action) -> frozenset[Phase]:
+    """The phases a manual ``action`` may be taken in."""
+    match action:
+        case Action.ABORT | Action.PROMOTE | Action.ROLLBACK:
+            return _UNFINISHED
+        case Action.PAUSE:
+            return frozenset({Phase.WARMUP, Phase.RUNNING})
+        case Action.RESUME:
+            return frozenset({Phase.PAUSED})
+        case Action.STEP:  # the lifecycle's own decision, never a manual one
+            return frozenset()
+        case _:
+            assert_never(action)
 
 
 def apply_action(canary: Canary, action: Action, now: float, reason: str) -> Step:
     """A manual action; :class:`Conflict` when it does not fit the canary's phase."""
-    allowed = _ALLOWED.get(action, frozenset())
-    if canary.phase not in allowed:
+    if canary.phase not in _allowed_from(action):
         msg = f"cannot {action} a canary that is {canary.phase}"
         raise Conflict(msg)
     match action:
@@ -301,8 +327,13 @@ def apply_action(canary: Canary, action: Action, now: float, reason: str) -> Ste
         case Action.PAUSE:
             step = _decide(canary, action, reason, now, score=canary.last_score, phase=Phase.PAUSED)
             return replace(step, canary=replace(step.canary, paused_from=canary.phase))
-        case Action.RESUME | Action.STEP:
+        case Action.RESUME:
             return _resume(canary, reason, now)
+        case Action.STEP:  # no phase allows it (_allowed_from)
+            msg = "a step is never a manual action"
+            raise InternalError(msg)
+        case _:
+            assert_never(action)
 
 
 def _resume(canary: Canary, reason: str, now: float) -> Step:

@@ -23,8 +23,9 @@ from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import CanarydError, InternalError
 from analyzer.model import Canary, Phase, Tick, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery, MetricSource
-from analyzer.tick.evaluation import Evaluation, evaluate
+from analyzer.tick.evaluation import Evaluation
 from analyzer.tick.fleet import Fleet
+from analyzer.tick.judging import evaluate
 from analyzer.tick.lifecycle import Step, next_step, wants_score, window_bounds
 
 __all__ = ["Due", "Scheduler"]

@@ -21,6 +21,9 @@ The URL policy (:func:`analyzer.webhooks.policy.check_webhook_url`) runs at
 registration and again before every attempt.
 
 aiohttp's exceptions are translated in :func:`_translated_errors` and never leave this module.
+A bad constructor argument (a timeout, backoff or limit that is not positive) is
+:class:`~analyzer.errors.InvalidInput` naming the argument. :attr:`WebhookDispatcher.parked`
+says when the loop sleeps with nothing in flight, as a fake clock's driver needs to know.
 """
 
 from __future__ import annotations
@@ -114,6 +117,13 @@ def _classify(response: _Response) -> _Attempt:
     return _Attempt(outcome="failed", error=error, status=status)
 
 
+def _check_positive(**arguments: float) -> None:
+    """:class:`InvalidInput` naming the first argument that is not positive."""
+    for name, value in arguments.items():
+        if not value > 0:
+            raise InvalidInput(name, f"must be positive, got {value!r}")
+
+
 # the dispatcher ---------------------------------------------------------------------------------
 class WebhookDispatcher:
     """Sends the outbox: due deliveries concurrently, one per canary at a time, with retries."""
@@ -134,8 +144,13 @@ class WebhookDispatcher:
         rng: random.Random,
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
-        if max_concurrency < 1 or timeout_s <= 0 or base_backoff_s <= 0 or max_backoff_s <= 0:
-            raise ValueError("max_concurrency, timeout_s and the backoffs must be positive")
+        _check_positive(
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+            base_backoff_s=base_backoff_s,
+            max_backoff_s=max_backoff_s,
+            give_up_after_s=give_up_after_s,
+        )
         self._store, self._session, self._clock = store, session, clock
         self._secret = secret
         self._allowed_hosts = allowed_hosts
@@ -146,6 +161,15 @@ class WebhookDispatcher:
         self._rng = rng
         self._on_outcome = on_outcome
         self._in_flight: set[str] = set()
+        self._sleeping = False
+        self.parked = asyncio.Event()
+        """Set when :meth:`run` sleeps until its next poll (at :attr:`parked_until`) with no
+        delivery in flight: nothing changes until the clock reaches that poll or ``stop`` is
+        set. Cleared when it wakes. (A test jumps a fake clock only while the dispatcher is
+        parked, never in the middle of a delivery; it may clear the event to wait for the
+        next park.)"""
+        self.parked_until = 0.0
+        """The clock time of the poll the dispatcher sleeps until, once parked."""
         if not secret:
             log.warning("webhook.secret_missing", hint="set a shared secret to sign webhooks")
 
@@ -186,17 +210,30 @@ class WebhookDispatcher:
             )
         finally:
             self._in_flight.discard(delivery.canary_id)
+            self._note_parked()
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep on the injected clock, waking early when ``stop`` is set."""
         if seconds <= 0 or stop.is_set():
             await asyncio.sleep(0)
             return
-        async with asyncio.TaskGroup() as waiters:
-            nap = waiters.create_task(self._clock.sleep(seconds))
-            wake = waiters.create_task(stop.wait())
-            nap.add_done_callback(lambda _: wake.cancel())
-            wake.add_done_callback(lambda _: nap.cancel())
+        sleep = self._clock.sleep(seconds)  # made before "parked" is said: it fixes the deadline
+        self._sleeping, self.parked_until = True, self._clock.now() + seconds
+        self._note_parked()
+        try:
+            async with asyncio.TaskGroup() as waiters:
+                nap = waiters.create_task(sleep)
+                wake = waiters.create_task(stop.wait())
+                nap.add_done_callback(lambda _: wake.cancel())
+                wake.add_done_callback(lambda _: nap.cancel())
+        finally:
+            self._sleeping = False
+            self.parked.clear()
+
+    def _note_parked(self) -> None:
+        """Parked: asleep until the next poll, and the last delivery in flight has finished."""
+        if self._sleeping and not self._in_flight:
+            self.parked.set()
 
     # one delivery -------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> Delivery:

@@ -1,7 +1,8 @@
 """Shared fixtures of the analyzer tests: a fake clock, a judge-config factory, an open SQLite
-store with its catalog, telemetry, and a recording webhook receiver on 127.0.0.1:0.
+store with its catalog, telemetry, one client session, and a recording webhook receiver on
+127.0.0.1.
 
-The fakes and the base judge config live in ``fakes.py`` (import from there, never from
+The fakes, configs and receiver live in ``support`` (import from there, never from
 ``conftest``: several conftest modules share that name).
 """
 
@@ -20,7 +21,9 @@ from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from support.fakes import MakeConfig, SteppedClock, WebhookReceiver, config_body
+from support.configs import config_body
+from support.fakes import MakeConfig, SteppedClock
+from support.loopback import WebhookReceiver
 
 
 @pytest.fixture
@@ -68,11 +71,9 @@ def telemetry() -> Telemetry:
 
 @pytest.fixture
 async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
-    """A recording webhook endpoint on 127.0.0.1:0 that verifies each request's HMAC."""
-    receiver = WebhookReceiver()
-    await receiver.start()
-    yield receiver
-    await receiver.close()
+    """A recording webhook endpoint on 127.0.0.1 that checks each request's HMAC."""
+    async with WebhookReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

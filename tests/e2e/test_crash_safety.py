@@ -42,6 +42,7 @@ from support.procs import (
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
     from aiohttp import web
+
     from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]

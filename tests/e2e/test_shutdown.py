@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
     import socket
 
     from aiohttp import web
+
     from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]

@@ -1,5 +1,6 @@
-"""Fakes shared by the analyzer tests: a recording metric source with deterministic traffic, a
-fake clock that says when the scheduler is asleep, and a recording webhook receiver.
+"""Fakes shared by the analyzer tests: a recording metric source with deterministic traffic, and
+a fake clock that says when the scheduler is asleep. (The webhook receiver and the servers are
+in :mod:`support.loopback`, the judge configs in :mod:`support.configs`.)
 
 No mocks of our own code: each fake implements the protocol the daemon talks to (httpx's
 ``_transports/mock.py`` is the model for :class:`FakeSource`).
@@ -8,73 +9,36 @@ No mocks of our own code: each fake implements the protocol the daemon talks to 
 from __future__ import annotations
 
 import asyncio
-import copy
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from analyzer.clock import FakeClock
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
-from analyzer.model import FloatArray, MetricData, Window
+from analyzer.metricdata import (
+    FloatArray,
+    MetricData,
+    MetricKind,
+    Role,
+    SideName,
+    metric_data,
+    missing_metric,
+)
+from analyzer.model import Window
 from analyzer.sources.protocol import FetchRequest
-from analyzer.webhooks.message import verify
 
 T0 = 1_767_225_600.0
 """2026-01-01T00:00:00Z, where every fake clock starts."""
-WEBHOOK_SECRET = "wh-test-secret-3c9a"
 
 Handler = Callable[[FetchRequest], Window | Awaitable[Window]]
-
-
-BASE_CONFIG: dict[str, Any] = {
-    "name": "test-golden",
-    "step": "60s",
-    "analysis_interval": "5m",
-    "warmup": "0s",
-    "score_thresholds": {"pass": 75, "marginal": 50},
-    "on_no_data": "hold",
-    "on_inconclusive": "pause",
-    "groups": {"errors": 60, "latency": 40},
-    "metrics": [
-        {
-            "name": "error_rate",
-            "group": "errors",
-            "kind": "count",
-            "judge": "mann-whitney",
-            "direction": "increase",
-            "critical": True,
-            "effect_size": {"allowed_increase": 1.2, "critical_increase": 2.0},
-            "query": ERROR_RATIO_QUERY,
-        },
-        {
-            "name": "latency_p99",
-            "group": "latency",
-            "kind": "series",
-            "judge": "mann-whitney",
-            "direction": "increase",
-            "effect_size": {"allowed_increase": 1.1, "critical_increase": 1.5},
-            "query": LATENCY_P99_QUERY,
-        },
-    ],
-    "kill_switch": [{"metric": "error_rate", "max": 0.2, "min_exposure": 200}],
-}
-"""Two Kayenta-style metrics (errors as a count, p99 as a series) and one kill-switch rule."""
-
 MakeConfig = Callable[..., JudgeConfig]
+"""The ``make_config`` fixture: :data:`support.configs.BASE_CONFIG` with overrides, validated."""
 
 
-def config_body(**overrides: Any) -> dict[str, Any]:
-    """The base config's JSON body with top-level keys replaced."""
-    return {**copy.deepcopy(BASE_CONFIG), **overrides}
-
-
-# -- metric source ----------------------------------------------------------------------------
+# -- API requests -----------------------------------------------------------------------------
 def auth(token: str) -> dict[str, str]:
     """The Authorization header of a bearer token."""
     return {"Authorization": f"Bearer {token}"}
@@ -95,6 +59,7 @@ def registration(**changes: Any) -> dict[str, Any]:
     return body | changes
 
 
+# -- metric source ----------------------------------------------------------------------------
 class FakeSource:
     """A MetricSource answering from ``handler(request)``; records every request."""
 
@@ -149,27 +114,32 @@ class Traffic:
     latency: Mapping[str, float] = field(default_factory=lambda: {"baseline": 0.2, "canary": 0.2})
     exposure: float = 1000.0
 
-    def side(self, request: FetchRequest, side: str, kind: str, metric: str) -> dict[str, Any]:
-        """One side's arrays of one metric over the request's window."""
+    def side(
+        self, request: FetchRequest, side: SideName, kind: MetricKind, metric: str
+    ) -> dict[Role, FloatArray]:
+        """One side's arrays of one metric over the request's window, by template role."""
         times = step_times(request)
         jitter = np.array([_noise(t, side, metric) for t in times])
-        if kind == "series":
-            return {"values": self.latency[side] * (1.0 + 0.05 * jitter)}
-        exposure = np.full(times.size, self.exposure)
-        mean = self.error_rate[side] * self.exposure
-        events = np.maximum(0.0, np.round(mean + np.sqrt(max(mean, 1.0)) * jitter))
-        return {"events": events, "exposure": exposure}
+        match kind:
+            case MetricKind.SERIES:
+                return {Role.QUERY: self.latency[side] * (1.0 + 0.05 * jitter)}
+            case MetricKind.COUNT:
+                exposure = np.full(times.size, self.exposure)
+                mean = self.error_rate[side] * self.exposure
+                events = np.maximum(0.0, np.round(mean + np.sqrt(max(mean, 1.0)) * jitter))
+                return {Role.EVENTS: events, Role.EXPOSURE: exposure}
+            case _:
+                assert_never(kind)
 
     def __call__(self, request: FetchRequest) -> Window:
-        metrics = {
-            q.name: MetricData(
-                name=q.name,
-                kind=q.kind,
-                baseline=self.side(request, "baseline", q.kind, q.name),
-                canary=self.side(request, "canary", q.kind, q.name),
-            )
-            for q in request.metrics
-        }
+        metrics: dict[str, MetricData] = {}
+        for q in request.metrics:
+            arrays = {
+                (side, role): values
+                for side in SideName
+                for role, values in self.side(request, side, q.kind, q.name).items()
+            }
+            metrics[q.name] = metric_data(q.name, q.kind, arrays)
         return Window(start=request.start, end=request.end, step_s=request.step_s, metrics=metrics)
 
 
@@ -177,13 +147,8 @@ def outage(reason: str = "source unavailable: connection refused") -> Handler:
     """A handler whose every metric comes back all-NaN with ``reason`` (the source is down)."""
 
     def handle(request: FetchRequest) -> Window:
-        nan = np.full(step_times(request).size, np.nan)
-        metrics = {}
-        for q in request.metrics:
-            arrays = {"values": nan} if q.kind == "series" else {"events": nan, "exposure": nan}
-            metrics[q.name] = MetricData(
-                name=q.name, kind=q.kind, baseline=dict(arrays), canary=dict(arrays), error=reason
-            )
+        steps = step_times(request).size
+        metrics = {q.name: missing_metric(q.name, q.kind, steps, reason) for q in request.metrics}
         return Window(start=request.start, end=request.end, step_s=request.step_s, metrics=metrics)
 
     return handle
@@ -199,11 +164,12 @@ class SteppedClock(FakeClock):
         self.deadlines: list[float] = []
         self._parked = asyncio.Event()
 
-    async def sleep(self, seconds: float) -> None:
-        """Note the deadline, signal "parked", then sleep on the fake time."""
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Note the deadline, signal "parked", then sleep on the fake time (the deadline is
+        fixed by the call, as FakeClock's)."""
         self.deadlines.append(self.now() + max(0.0, seconds))
         self._parked.set()
-        await super().sleep(seconds)
+        return super().sleep(seconds)
 
     async def parked(self, *, limit: int = 200) -> float:
         """Wait until a sleeper is parked with a deadline in the future; returns the deadline.
@@ -223,61 +189,3 @@ class SteppedClock(FakeClock):
     async def jump_to(self, at: float) -> None:
         """Move the time to ``at`` in one jump (nothing happens in between)."""
         await self.advance(max(0.0, at - self.now()))
-
-
-# -- webhook receiver -------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Received:
-    """One webhook request as the receiver saw it."""
-
-    headers: dict[str, str]
-    body: bytes
-    signed: bool
-
-
-class WebhookReceiver:
-    """A deploy system's webhook on 127.0.0.1:0 that records requests and checks their HMAC
-    with :func:`analyzer.webhooks.verify`."""
-
-    def __init__(self, secret: str = WEBHOOK_SECRET) -> None:
-        self.secret = secret
-        self.requests: list[Received] = []
-        self.status = 200
-        self.server: TestServer | None = None
-
-    @property
-    def url(self) -> str:
-        """The hook's URL."""
-        assert self.server is not None
-        return str(self.server.make_url("/hooks/canary"))
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:port``, the allow-list entry of this receiver."""
-        assert self.server is not None
-        return f"{self.server.host}:{self.server.port}"
-
-    @property
-    def events(self) -> list[str]:
-        """X-Canaryd-Event of every request, in arrival order."""
-        return [r.headers["X-Canaryd-Event"] for r in self.requests]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Record the request and answer with ``status``."""
-        body = await request.read()
-        headers = dict(request.headers)
-        signed = verify(body, self.secret, headers.get("X-Canaryd-Signature-256", ""))
-        self.requests.append(Received(headers=headers, body=body, signed=signed))
-        return web.Response(status=self.status)
-
-    async def start(self) -> None:
-        """Listen on a free loopback port."""
-        app = web.Application()
-        app.router.add_post("/hooks/canary", self.handle)
-        self.server = TestServer(app, host="127.0.0.1", port=0)
-        await self.server.start_server()
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self.server is not None:
-            await self.server.close()

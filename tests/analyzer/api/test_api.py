@@ -1,5 +1,6 @@
-"""The HTTP API on loopback through aiohttp's TestServer, wired as Daemon.build wires it: a real
-SQLite store, catalog and fleet, and a Scheduler that the tests wake by hand."""
+"""The HTTP API on loopback through aiohttp's TestClient (``support.loopback.client``), wired as
+Daemon.build wires it: a real SQLite store, catalog and fleet, and a Scheduler that the tests
+wake by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.api.app import ApiContext, build_app
@@ -25,7 +25,9 @@ from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.scheduler import Scheduler
 from support import fakes
-from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, config_body
+from support.configs import config_body
+from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic
+from support.loopback import Client, client
 
 ROOT = "root-7d1f"
 """A token with every scope."""
@@ -55,7 +57,7 @@ def registration(**changes: Any) -> dict[str, Any]:
 class Api:
     """The client and what stands behind the server."""
 
-    client: TestClient[web.Request, web.Application]
+    client: Client
     ctx: ApiContext
     fleet: Fleet
     scheduler: Scheduler
@@ -109,9 +111,9 @@ async def api(
         ready=True,
     )
     app = build_app(ctx, max_body_bytes=MAX_BODY)
-    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+    async with client(app) as http:
         yield Api(
-            client=client,
+            client=http,
             ctx=ctx,
             fleet=fleet,
             scheduler=scheduler,

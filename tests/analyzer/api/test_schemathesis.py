@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -43,7 +42,9 @@ from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.scheduler import Scheduler
 from support import fakes
-from support.fakes import T0, FakeSource, SteppedClock, Traffic, config_body
+from support.configs import config_body
+from support.fakes import T0, FakeSource, SteppedClock, Traffic
+from support.loopback import serving
 
 ROOT = "root-7d1f"
 TOKENS = [ROOT, "act@act-2b9c", "register@reg-51aa", "config@cfg-90de"]
@@ -152,18 +153,13 @@ class ThreadedApi:
             scrape_mode=False,
             ready=True,
         )
-        runner = web.AppRunner(build_app(ctx, max_body_bytes=MAX_BODY), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._ready.set()
         try:
-            await self._stop.wait()
+            async with serving(build_app(ctx, max_body_bytes=MAX_BODY)) as server:
+                self.base_url = str(server.make_url("")).rstrip("/")
+                self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+                self._ready.set()
+                await self._stop.wait()
         finally:
-            await runner.cleanup()
             await store.close()
 
 

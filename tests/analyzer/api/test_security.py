@@ -26,14 +26,9 @@ from analyzer.errors import InvalidInput
 from analyzer.settings import Settings, load_settings
 from analyzer.sources.promql.parse import CounterQuery, GaugeQuery, HistogramQuery, Query, parse
 from analyzer.webhooks.message import sign
-from support.fakes import (
-    WEBHOOK_SECRET,
-    SteppedClock,
-    WebhookReceiver,
-    auth,
-    config_body,
-    registration,
-)
+from support.configs import config_body
+from support.fakes import SteppedClock, auth, registration
+from support.loopback import WEBHOOK_SECRET, WebhookReceiver
 
 ROOT = "root-tok-5be0c1d7a9"
 ACT = "act-tok-0f3e8a2d"
@@ -378,6 +373,8 @@ def _intended(template: str, labels: dict[str, str], step: str) -> tuple[str, se
     """The skeleton and matchers a template should become for a side with ``labels``."""
     names = ",".join(f'{name}=""' for name in sorted(labels))
     text = template.replace("${selector}", names).replace("${step}", step)
+    for name, value in config_body().get("variables", {}).items():
+        text = text.replace(f"${{{name}}}", value)
     parsed = parse(text.replace('""', '"x"'))
     own = {(m.name, m.op, m.value) for m in parsed.selector.matchers if m.name not in labels}
     return skeleton(text), own | {(name, "=", value) for name, value in labels.items()}
@@ -528,7 +525,7 @@ class TestSecretsStayOutOfLogs:
 
                     async def both_sent() -> bool:
                         await daemon.clock.advance(1.0)
-                        return bool(webhook_receiver.requests) and bool(echo.signatures)
+                        return bool(webhook_receiver.attempts) and bool(echo.signatures)
 
                     await eventually(both_sent)
 
@@ -543,13 +540,13 @@ class TestSecretsStayOutOfLogs:
                     await eventually(both_settled)
         finally:
             await echo.server.close()
-        assert webhook_receiver.requests[0].signed
+        assert webhook_receiver.attempts[0].signed
         names = {e["event"] for e in events}
         assert {"daemon.started", "canary.registered", "decision.made"} <= names
         assert {"webhook.delivered", "webhook.failed"} <= names
         failed = next(e for e in events if e["event"] == "webhook.failed")
         assert failed["err"].startswith("HTTP 400: bad signature sha256=[redacted]")
-        signatures = [*echo.signatures, sign(webhook_receiver.requests[0].body, WEBHOOK_SECRET)]
+        signatures = [*echo.signatures, sign(webhook_receiver.attempts[0].body, WEBHOOK_SECRET)]
         hexes = [s.removeprefix("sha256=") for s in signatures]
         text = repr(events)
         for secret in (*EVERY_TOKEN, WEBHOOK_SECRET, *hexes):

@@ -22,6 +22,8 @@ from analyzer.configs.judgeconfig import (
     template_variables,
 )
 from analyzer.errors import InvalidInput
+from analyzer.metricdata import MetricKind
+from analyzer.model import InconclusivePolicy, JudgeName, NoDataPolicy
 from support.paths import ROOT
 
 CONFIG_DIR = ROOT / "config"
@@ -167,6 +169,21 @@ class TestRejections:
                 id="unknown-judge",
             ),
             pytest.param(
+                _set("metrics.1.kind", "gauge"),
+                "metrics.1.kind: Input should be 'series' or 'count'",
+                id="unknown-kind",
+            ),
+            pytest.param(
+                _set("on_no_data", "pause"),
+                "on_no_data: Input should be 'hold' or 'rollback'",
+                id="unknown-no-data-policy",
+            ),
+            pytest.param(
+                _set("on_inconclusive", "hold"),
+                "on_inconclusive: Input should be 'pause' or 'rollback'",
+                id="unknown-inconclusive-policy",
+            ),
+            pytest.param(
                 _set("metrics.1.judge", "sequential-count"),
                 "metrics.1: sequential-count judges count metrics only",
                 id="sequential-count-on-series",
@@ -200,7 +217,20 @@ class TestRejections:
         data = _base()
         data["metrics"][0]["judge"] = "sequential-count"
         data["metrics"][0]["tolerance"] = 1.2
-        assert parse_config(data).metrics[0].sequential
+        assert parse_config(data).metrics[0].judge.sequential
+
+    def test_steering_fields_are_enums(self) -> None:
+        """kind, judge and the two policies are read into their enums, spelt as in the file."""
+        data = _base()
+        data |= {"on_no_data": "rollback", "on_inconclusive": "rollback"}
+        config = parse_config(data)
+        assert [(m.kind, m.judge) for m in config.metrics] == [
+            (MetricKind.COUNT, JudgeName.THRESHOLD),
+            (MetricKind.SERIES, JudgeName.MANN_WHITNEY),
+        ]
+        assert config.on_no_data is NoDataPolicy.ROLLBACK
+        assert config.on_inconclusive is InconclusivePolicy.ROLLBACK
+        assert parse_config(_base()).on_no_data is NoDataPolicy.HOLD
 
     def test_declared_variable_is_accepted(self) -> None:
         """A declared variable may be used in a template."""
@@ -213,6 +243,21 @@ class TestRejections:
         """A lone $ in a template is an error naming the query."""
         with pytest.raises(ValueError, match=r"metrics\.0\.query: malformed placeholder"):
             template_variables("rate(x[$ 5m])", "metrics.0.query")
+
+
+class TestMetricLookup:
+    """JudgeConfig.metric finds a metric by name; a name it lacks is the project's error."""
+
+    def test_known_name(self) -> None:
+        """The metric called so is returned."""
+        assert parse_config(_base()).metric("latency_p99").kind is MetricKind.SERIES
+
+    def test_unknown_name_is_invalid_input_naming_the_field(self) -> None:
+        """No bare KeyError: InvalidInput on ``metrics``, listing the metrics there are."""
+        with pytest.raises(InvalidInput) as caught:
+            parse_config(_base()).metric("errors")
+        assert caught.value.field == "metrics"
+        assert caught.value.message == "no metric 'errors' (known: ['error_rate', 'latency_p99'])"
 
 
 class TestDurations:
@@ -248,6 +293,11 @@ class TestConfigHash:
         other = _base()
         other["analysis_interval"] = 600
         assert config_hash(parse_config(_base())) == config_hash(parse_config(other))
+
+    def test_hash_is_stable_across_releases(self) -> None:
+        """The hash of a config is a stored canary's link to it: this one's is fixed for good."""
+        digest = "81f3b0a735d05107849fa0c797435e60da62ffeadb03874c894f04b490be42d1"
+        assert config_hash(parse_config(_base())) == digest
 
     def test_changed_content_changes_hash(self) -> None:
         """A changed threshold changes the hash."""

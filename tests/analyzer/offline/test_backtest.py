@@ -17,7 +17,8 @@ from analyzer.cli import main
 from analyzer.configs.judgeconfig import JudgeConfig, load_config, parse_config
 from analyzer.demo.simulator import ERROR_RATIO_QUERY, LATENCY_P99_QUERY
 from analyzer.errors import InvalidInput
-from analyzer.model import Canary, MetricData, Mode, Phase, Side, Stage
+from analyzer.metricdata import CountData, CountSide, MetricKind, SeriesData, SeriesSide
+from analyzer.model import Canary, Mode, Phase, Side, Stage
 from analyzer.offline.backtest import (
     BacktestOutcome,
     BacktestVerdict,
@@ -95,17 +96,15 @@ def recording(
 ) -> Recording:
     """A steady recording: constant counts and a latency with a little deterministic wobble."""
     wobble = 0.01 * np.sin(np.arange(steps, dtype=np.float64))
-    errors = MetricData(
+    errors = CountData(
         name="error_rate",
-        kind="count",
-        baseline={"events": np.full(steps, base_events), "exposure": np.full(steps, exposure)},
-        canary={"events": np.full(steps, canary_events), "exposure": np.full(steps, exposure)},
+        baseline=CountSide(events=np.full(steps, base_events), exposure=np.full(steps, exposure)),
+        canary=CountSide(events=np.full(steps, canary_events), exposure=np.full(steps, exposure)),
     )
-    p99 = MetricData(
+    p99 = SeriesData(
         name="latency_p99",
-        kind="series",
-        baseline={"values": latency + wobble},
-        canary={"values": (canary_latency or latency) - wobble},
+        baseline=SeriesSide(values=latency + wobble),
+        canary=SeriesSide(values=(canary_latency or latency) - wobble),
     )
     return Recording(
         name=name,
@@ -140,7 +139,7 @@ def request(start: float, end: float, *metrics: MetricQuery, step_s: float = 60.
     return FetchRequest(
         canary_id="c",
         metrics=metrics
-        or (MetricQuery(name="error_rate", kind="count", templates=ERROR_RATIO_QUERY),),
+        or (MetricQuery(name="error_rate", kind=MetricKind.COUNT, templates=ERROR_RATIO_QUERY),),
         baseline=Side(labels={"d": "b"}),
         canary=Side(labels={"d": "c"}),
         start=start,
@@ -170,7 +169,7 @@ class TestReplaySource:
         window = ReplaySource(rec).window(request(rec.time(3), rec.time(6)))
         data = window.metrics["error_rate"]
         np.testing.assert_array_equal(
-            data.canary["events"], rec.metrics["error_rate"].canary["events"][3:7]
+            data.canary.events, rec.metrics["error_rate"].canary.events[3:7]
         )
         assert (window.start, window.end, window.steps, data.error) == (
             rec.time(3),
@@ -183,28 +182,28 @@ class TestReplaySource:
         """Null steps and steps before or after the recording come back NaN."""
         rec = fixture("aa-0001")  # baseline errors are null at steps 7 and 8
         window = ReplaySource(rec).window(request(rec.time(-2), rec.time(9)))
-        events = window.metrics["error_rate"].baseline["events"]
+        events = window.metrics["error_rate"].baseline.events
         assert np.isnan(events[[0, 1, 9, 10]]).all()
         assert np.isfinite(events[[2, 8, 11]]).all()
         tail = ReplaySource(rec).window(request(rec.time(58), rec.time(61)))
-        assert np.isnan(tail.metrics["error_rate"].canary["events"][2:]).all()
+        assert np.isnan(tail.metrics["error_rate"].canary.events[2:]).all()
 
     def test_unknown_metric_is_an_error_with_nan(self) -> None:
         """A metric the recording lacks comes back all-NaN with an error naming it."""
         rec = fixture("aa-0001")
-        cpu = MetricQuery(name="cpu", kind="series", templates={"query": "x"})
+        cpu = MetricQuery(name="cpu", kind=MetricKind.SERIES, templates={"query": "x"})
         data = ReplaySource(rec).window(request(rec.time(0), rec.time(4), cpu)).metrics["cpu"]
         assert "has no metric 'cpu'" in data.error
-        assert np.isnan(data.baseline["values"]).all()
-        assert np.isnan(data.canary["values"]).all()
+        assert np.isnan(data.baseline.values).all()
+        assert np.isnan(data.canary.values).all()
 
     def test_other_kind_or_step_is_an_error(self) -> None:
         """A metric asked for as another kind, or at another step length, is refused as data."""
         rec = fixture("aa-0001")
-        as_series = MetricQuery(name="error_rate", kind="series", templates={"query": "x"})
+        as_series = MetricQuery(name="error_rate", kind=MetricKind.SERIES, templates={"query": "x"})
         data = ReplaySource(rec).window(request(T0, T0 + 240, as_series)).metrics["error_rate"]
         assert "as count, not series" in data.error
-        assert np.isnan(data.canary["values"]).all()
+        assert np.isnan(data.canary.values).all()
         half = ReplaySource(rec).window(request(T0, T0 + 240, step_s=30.0))
         assert "cannot be replayed at 30s steps" in half.metrics["error_rate"].error
 
@@ -214,9 +213,21 @@ class TestReplaySource:
         later = T0 + 86_400.0
         window = ReplaySource(rec, rebase=later).window(request(later, later + 120))
         np.testing.assert_array_equal(
-            window.metrics["error_rate"].canary["exposure"],
-            rec.metrics["error_rate"].canary["exposure"][:3],
+            window.metrics["error_rate"].canary.exposure,
+            rec.metrics["error_rate"].canary.exposure[:3],
         )
+
+    async def test_forget_changes_nothing(self) -> None:
+        """The recording is shared and never changed: a forgotten canary reads the same data."""
+        source = ReplaySource(fixture("aa-0001"))
+        req = request(T0, T0 + 300)
+        before = await source.fetch(req)
+        source.forget(req.canary_id)
+        after = await source.fetch(req)
+        np.testing.assert_array_equal(
+            after.metrics["error_rate"].canary.events, before.metrics["error_rate"].canary.events
+        )
+        assert after.metrics["error_rate"].error == before.metrics["error_rate"].error == ""
 
     async def test_fetch_is_the_window(self) -> None:
         """The async MetricSource face returns the same window."""
@@ -224,8 +235,8 @@ class TestReplaySource:
         req = request(T0, T0 + 300)
         fetched = await source.fetch(req)
         np.testing.assert_array_equal(
-            fetched.metrics["error_rate"].baseline["events"],
-            source.window(req).metrics["error_rate"].baseline["events"],
+            fetched.metrics["error_rate"].baseline.events,
+            source.window(req).metrics["error_rate"].baseline.events,
         )
         await source.close()
 
@@ -307,9 +318,8 @@ class TestBacktest:
         """Without any data the canary holds (never a rollback by itself), then is inconclusive."""
         rec = recording(15)
         for data in rec.metrics.values():
-            for arrays in (data.baseline, data.canary):
-                for values in arrays.values():
-                    values[:] = np.nan
+            for values in (*data.baseline.arrays, *data.canary.arrays):
+                values[:] = np.nan
         outcome = backtest(kayenta_style(), rec)
         assert (outcome.verdict, outcome.step) == (BacktestVerdict.INCONCLUSIVE, 14)
         assert "no data by the stage deadline" in outcome.reason

@@ -151,16 +151,16 @@ class TestCapture:
         rec = (await run_capture(prometheus)).recording
         assert (rec.name, rec.start, rec.step_s, rec.steps) == ("checkout-0001", T0, STEP, 10)
         errors = rec.metrics["error_rate"]
-        np.testing.assert_array_equal(errors.baseline["events"], np.full(10, 2.0))
-        np.testing.assert_array_equal(errors.canary["events"], np.full(10, 5.0))
-        np.testing.assert_array_equal(errors.canary["exposure"], np.full(10, 1000.0))
-        np.testing.assert_array_equal(rec.metrics["latency_p99"].baseline["values"], [0.25] * 10)
+        np.testing.assert_array_equal(errors.baseline.events, np.full(10, 2.0))
+        np.testing.assert_array_equal(errors.canary.events, np.full(10, 5.0))
+        np.testing.assert_array_equal(errors.canary.exposure, np.full(10, 1000.0))
+        np.testing.assert_array_equal(rec.metrics["latency_p99"].baseline.values, [0.25] * 10)
         assert rec.truth is None
 
     async def test_missing_and_nan_samples_are_null(self, prometheus: FakePrometheus) -> None:
         """A step without a sample and a NaN sample are both recorded as missing."""
         rec = (await run_capture(prometheus)).recording
-        p99 = rec.metrics["latency_p99"].canary["values"]
+        p99 = rec.metrics["latency_p99"].canary.values
         assert np.isnan(p99[[2, 3]]).all()
         assert np.isfinite(np.delete(p99, [2, 3])).all()
 
@@ -203,7 +203,7 @@ class TestCapture:
         """No series (no 5xx at all, say) is recorded as missing, and a note says so."""
         prometheus.samples = lambda q, t: None if "code=~" in q else golden(q, t)
         captured = await run_capture(prometheus)
-        assert np.isnan(captured.recording.metrics["error_rate"].canary["events"]).all()
+        assert np.isnan(captured.recording.metrics["error_rate"].canary.events).all()
         assert len(captured.notes) == 2
         assert captured.notes[0].startswith("metrics.error_rate.baseline.events: empty result")
         assert "or vector(0)" in captured.notes[0]

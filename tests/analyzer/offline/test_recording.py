@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analyzer.errors import InvalidInput
-from analyzer.model import MetricData
+from analyzer.metricdata import CountData, CountSide, MetricKind
 from analyzer.offline.recording import (
     FORMAT,
     Recording,
@@ -68,17 +68,17 @@ class TestParseRecording:
         assert rec.time(2) == rec.start + 120.0
         assert rec.truth == Truth(regression=True, metric="error_rate", onset_step=1)
         errors = rec.metrics["error_rate"]
-        assert errors.kind == "count"
-        np.testing.assert_array_equal(errors.canary["events"], [2.0, 4.0, 1.0])
-        assert rec.metrics["latency_p99"].baseline["values"][1] == 0.245
+        assert errors.kind is MetricKind.COUNT
+        np.testing.assert_array_equal(errors.canary.events, [2.0, 4.0, 1.0])
+        assert rec.metrics["latency_p99"].baseline.values[1] == 0.245
 
     def test_null_steps_are_nan(self) -> None:
         """A null step is NaN in memory, on every array it appears in."""
         rec = parse_recording(document())
-        assert math.isnan(rec.metrics["error_rate"].baseline["events"][2])
-        assert math.isnan(rec.metrics["error_rate"].baseline["exposure"][2])
-        assert math.isnan(rec.metrics["latency_p99"].canary["values"][2])
-        assert not np.isnan(rec.metrics["latency_p99"].baseline["values"]).any()
+        assert math.isnan(rec.metrics["error_rate"].baseline.events[2])
+        assert math.isnan(rec.metrics["error_rate"].baseline.exposure[2])
+        assert math.isnan(rec.metrics["latency_p99"].canary.values[2])
+        assert not np.isnan(rec.metrics["latency_p99"].baseline.values).any()
 
     def test_truth_is_optional(self) -> None:
         """A recording without truth has truth None."""
@@ -224,17 +224,16 @@ class TestWriteRecording:
             step_s=30.0,
             steps=3,
             metrics={
-                "errors": MetricData(
+                "errors": CountData(
                     name="errors",
-                    kind="count",
-                    baseline={
-                        "events": np.array([1.0, np.nan, 2.5]),
-                        "exposure": np.array([10.0, np.nan, 20.0]),
-                    },
-                    canary={
-                        "events": np.array([0.0, 1.0, 2.0]),
-                        "exposure": np.array([10.0, 10.0, 10.0]),
-                    },
+                    baseline=CountSide(
+                        events=np.array([1.0, np.nan, 2.5]),
+                        exposure=np.array([10.0, np.nan, 20.0]),
+                    ),
+                    canary=CountSide(
+                        events=np.array([0.0, 1.0, 2.0]),
+                        exposure=np.array([10.0, 10.0, 10.0]),
+                    ),
                 )
             },
         )
@@ -259,5 +258,5 @@ class TestWriteRecording:
             rec = load_recording(path)
             assert (rec.name, rec.steps, rec.step_s) == (path.stem, 60, 60.0)
             assert rec.truth is not None
-            assert np.isnan(rec.metrics["error_rate"].baseline["events"]).any()
-            assert np.isnan(rec.metrics["latency_p99"].canary["values"]).any()
+            assert np.isnan(rec.metrics["error_rate"].baseline.events).any()
+            assert np.isnan(rec.metrics["latency_p99"].canary.values).any()

@@ -31,7 +31,8 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
-from support.fakes import BASE_CONFIG, T0, MakeConfig, SteppedClock
+from support.configs import BASE_CONFIG
+from support.fakes import T0, MakeConfig, SteppedClock
 
 STEP = 60.0
 SOURCE_TIMEOUT_S = 0.25

@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from analyzer.errors import InvalidInput, UnknownVariable
-from analyzer.model import MetricData, Side, Window
+from analyzer.metricdata import MetricData, MetricKind
+from analyzer.model import Side, Window
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.protocol import FetchRequest, MetricQuery
 
@@ -27,7 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ERRORS = MetricQuery(
     name="error_rate",
-    kind="count",
+    kind=MetricKind.COUNT,
     templates={
         "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
         "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
@@ -35,7 +36,7 @@ ERRORS = MetricQuery(
 )
 LATENCY = MetricQuery(
     name="latency_p99",
-    kind="series",
+    kind=MetricKind.SERIES,
     templates={
         "query": "histogram_quantile(0.99, sum by (le) "
         "(rate(http_request_duration_seconds_bucket{${selector}}[${step}])))"
@@ -117,12 +118,25 @@ async def fetch_from(
 
 def assert_all_nan(data: MetricData, error: str) -> None:
     assert error in data.error
-    for arrays in (data.baseline, data.canary):
-        for values in arrays.values():
-            assert np.isnan(values).all()
+    for values in (*data.baseline.arrays, *data.canary.arrays):
+        assert np.isnan(values).all()
 
 
 class TestPrometheusSource:
+    async def test_forget_keeps_nothing_to_drop(self, session: aiohttp.ClientSession) -> None:
+        """Every fetch asks Prometheus afresh: after forget the same queries give the same data."""
+        async with FakePrometheus(reply(matrix([(T0, "1"), (T0 + STEP, "2")]))) as prom:
+            source = PrometheusSource(prom.url, session, timeout_s=2.0)
+            before = await source.fetch(request(LATENCY, steps=2))
+            source.forget("c-1")
+            after = await source.fetch(request(LATENCY, steps=2))
+        np.testing.assert_array_equal(after.metrics["latency_p99"].canary.values, [1, 2])
+        np.testing.assert_array_equal(
+            after.metrics["latency_p99"].baseline.values,
+            before.metrics["latency_p99"].baseline.values,
+        )
+        assert len(prom.queries) == 4
+
     async def test_aligns_both_sides_with_missing_steps(
         self, session: aiohttp.ClientSession
     ) -> None:
@@ -140,12 +154,12 @@ class TestPrometheusSource:
         window, prom = await fetch_from(handler, session)
         errors, latency = window.metrics["error_rate"], window.metrics["latency_p99"]
         assert errors.error == latency.error == ""
-        np.testing.assert_array_equal(errors.baseline["events"], [10, 11, NAN, 13, 14])
-        np.testing.assert_array_equal(errors.baseline["exposure"], [0, 1, NAN, 3, 4])
-        np.testing.assert_array_equal(errors.canary["events"], [110, 111, NAN, 113, 114])
-        np.testing.assert_array_equal(errors.canary["exposure"], [100, 101, NAN, 103, 104])
-        np.testing.assert_array_equal(latency.baseline["values"], [1000, 1001, NAN, 1003, 1004])
-        np.testing.assert_array_equal(latency.canary["values"], [1100, 1101, NAN, 1103, 1104])
+        np.testing.assert_array_equal(errors.baseline.events, [10, 11, NAN, 13, 14])
+        np.testing.assert_array_equal(errors.baseline.exposure, [0, 1, NAN, 3, 4])
+        np.testing.assert_array_equal(errors.canary.events, [110, 111, NAN, 113, 114])
+        np.testing.assert_array_equal(errors.canary.exposure, [100, 101, NAN, 103, 104])
+        np.testing.assert_array_equal(latency.baseline.values, [1000, 1001, NAN, 1003, 1004])
+        np.testing.assert_array_equal(latency.canary.values, [1100, 1101, NAN, 1103, 1104])
         assert (window.start, window.end, window.step_s, window.steps) == (T0, T0 + 240, 60, 5)
         assert len(prom.queries) == 6
 
@@ -186,7 +200,7 @@ class TestPrometheusSource:
         window, _ = await fetch_from(reply(matrix(mixed)), session, request(LATENCY))
         data = window.metrics["latency_p99"]
         assert data.error == ""
-        np.testing.assert_array_equal(data.canary["values"], [NAN, NAN, 2.5, NAN, NAN])
+        np.testing.assert_array_equal(data.canary.values, [NAN, NAN, 2.5, NAN, NAN])
 
         bad = [(T0, "NaN"), (T0 + 60, "+Inf"), (T0 + 120, "-Inf")]
         window, _ = await fetch_from(reply(matrix(bad)), session, request(LATENCY))
@@ -260,7 +274,7 @@ class TestPrometheusSource:
         payload = matrix([(T0, "4")]) | {"warnings": ["w"], "infos": ["i"]}
         payload["data"]["stats"] = {"timings": {}}
         window, _ = await fetch_from(reply(payload), session, request(LATENCY))
-        assert window.metrics["latency_p99"].canary["values"][0] == 4.0
+        assert window.metrics["latency_p99"].canary.values[0] == 4.0
 
     async def test_slow_prometheus_times_out(self, session: aiohttp.ClientSession) -> None:
         """A query slower than the timeout is a timeout, not a hang."""
@@ -301,7 +315,7 @@ class TestPrometheusSource:
         window, _ = await fetch_from(handler, session)
         assert_all_nan(window.metrics["error_rate"], "canary events: HTTP 503: boom")
         assert window.metrics["latency_p99"].error == ""
-        assert window.metrics["latency_p99"].baseline["values"][0] == 1.0
+        assert window.metrics["latency_p99"].baseline.values[0] == 1.0
 
     async def test_concurrency_is_bounded(self, session: aiohttp.ClientSession) -> None:
         """No more than max_concurrency queries are in flight at once."""
@@ -311,7 +325,9 @@ class TestPrometheusSource:
             return web.json_response(matrix([(T0, "1")]))
 
         metrics = tuple(
-            MetricQuery(name=f"m{i}", kind="series", templates={"query": f"m{i}{{${{selector}}}}"})
+            MetricQuery(
+                name=f"m{i}", kind=MetricKind.SERIES, templates={"query": f"m{i}{{${{selector}}}}"}
+            )
             for i in range(6)
         )
         async with FakePrometheus(handler) as prom:
@@ -323,7 +339,9 @@ class TestPrometheusSource:
 
     async def test_template_problem_raises(self, session: aiohttp.ClientSession) -> None:
         """An unknown variable is a config error: it raises, and nothing is queried."""
-        metric = MetricQuery(name="m", kind="series", templates={"query": "x{team=${team}}"})
+        metric = MetricQuery(
+            name="m", kind=MetricKind.SERIES, templates={"query": "x{team=${team}}"}
+        )
         async with FakePrometheus(reply(matrix())) as prom:
             source = PrometheusSource(prom.url, session)
             with pytest.raises(UnknownVariable) as caught:
@@ -333,13 +351,15 @@ class TestPrometheusSource:
 
     async def test_variables_and_missing_role(self, session: aiohttp.ClientSession) -> None:
         """Declared variables are filled; a count metric without both templates raises."""
-        metric = MetricQuery(name="m", kind="series", templates={"query": 'x{job="${job}"}'})
+        metric = MetricQuery(
+            name="m", kind=MetricKind.SERIES, templates={"query": 'x{job="${job}"}'}
+        )
         window, prom = await fetch_from(
             reply(matrix([(T0, "1")])), session, request(metric, job="api")
         )
         assert {q["query"] for q in prom.queries} == {'x{job="api"}'}
         assert window.metrics["m"].error == ""
-        broken = MetricQuery(name="e", kind="count", templates={"events": "x"})
+        broken = MetricQuery(name="e", kind=MetricKind.COUNT, templates={"events": "x"})
         with pytest.raises(InvalidInput, match="events"):
             await PrometheusSource("http://127.0.0.1:1", session).fetch(request(broken))
 

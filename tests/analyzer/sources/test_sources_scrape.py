@@ -23,17 +23,19 @@ from prometheus_client import (
 
 from analyzer.clock import FakeClock
 from analyzer.errors import InvalidInput
+from analyzer.metricdata import MetricKind, SideName
 from analyzer.model import Side, Window
 from analyzer.sources.promql.parse import SUPPORTED_SHAPES
 from analyzer.sources.protocol import FetchRequest, MetricQuery
-from analyzer.sources.scrape import ScrapeSource, bucket_quantile, check_supported
+from analyzer.sources.scrape import ScrapeSource, check_supported
+from analyzer.sources.timeline import bucket_quantile
 
 STEP = 60.0
 NAN = float("nan")
 
 ERRORS = MetricQuery(
     name="error_rate",
-    kind="count",
+    kind=MetricKind.COUNT,
     templates={
         "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
         "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
@@ -41,13 +43,13 @@ ERRORS = MetricQuery(
 )
 RATE = MetricQuery(
     name="request_rate",
-    kind="series",
+    kind=MetricKind.SERIES,
     templates={"query": "sum(rate(http_requests_total{${selector}}[${step}]))"},
 )
 
 TOTAL = MetricQuery(
     name="total",
-    kind="series",
+    kind=MetricKind.SERIES,
     templates={"query": "sum(http_requests_total{${selector}})"},
 )
 
@@ -55,7 +57,7 @@ TOTAL = MetricQuery(
 def latency(q: float, function: str = "rate") -> MetricQuery:
     return MetricQuery(
         name=f"latency_{function}_p{q:g}",
-        kind="series",
+        kind=MetricKind.SERIES,
         templates={
             "query": f"histogram_quantile({q}, sum by (le) "
             f"({function}(http_request_duration_seconds_bucket{{${{selector}}}}[${{step}}])))"
@@ -64,7 +66,7 @@ def latency(q: float, function: str = "rate") -> MetricQuery:
 
 
 def gauge(name: str, query: str) -> MetricQuery:
-    return MetricQuery(name=name, kind="series", templates={"query": query})
+    return MetricQuery(name=name, kind=MetricKind.SERIES, templates={"query": query})
 
 
 class Pod:
@@ -208,19 +210,19 @@ class TestScrapeSource:
         window = await canary.fetch(ERRORS)
         data = window.metrics["error_rate"]
         assert data.error == ""
-        np.testing.assert_array_equal(data.baseline["events"], [NAN, 10])
-        np.testing.assert_array_equal(data.baseline["exposure"], [NAN, 100])
-        np.testing.assert_array_equal(data.canary["events"], [NAN, 20])
-        np.testing.assert_array_equal(data.canary["exposure"], [NAN, 100])
+        np.testing.assert_array_equal(data.baseline.events, [NAN, 10])
+        np.testing.assert_array_equal(data.baseline.exposure, [NAN, 100])
+        np.testing.assert_array_equal(data.canary.events, [NAN, 20])
+        np.testing.assert_array_equal(data.canary.exposure, [NAN, 100])
 
         serve(exporter.pod("baseline"), ok=50, errors=0)
         serve(exporter.pod("canary"), ok=1, errors=2)
         await canary.clock.advance(STEP + 1.5)  # a late scrape still falls on its step
         data = (await canary.fetch(ERRORS)).metrics["error_rate"]
-        np.testing.assert_array_equal(data.baseline["events"], [NAN, 10, 0])
-        np.testing.assert_array_equal(data.baseline["exposure"], [NAN, 100, 50])
-        np.testing.assert_array_equal(data.canary["events"], [NAN, 20, 2])
-        np.testing.assert_array_equal(data.canary["exposure"], [NAN, 100, 3])
+        np.testing.assert_array_equal(data.baseline.events, [NAN, 10, 0])
+        np.testing.assert_array_equal(data.baseline.exposure, [NAN, 100, 50])
+        np.testing.assert_array_equal(data.canary.events, [NAN, 20, 2])
+        np.testing.assert_array_equal(data.canary.exposure, [NAN, 100, 3])
 
     async def test_rate(self, canary: Canary, exporter: Exporter) -> None:
         """rate is the increase per second of the range."""
@@ -229,8 +231,8 @@ class TestScrapeSource:
         serve(exporter.pod("canary"), ok=30, errors=0)
         await canary.clock.advance(STEP)
         data = (await canary.fetch(RATE)).metrics["request_rate"]
-        np.testing.assert_allclose(data.baseline["values"], [NAN, 2.0])
-        np.testing.assert_allclose(data.canary["values"], [NAN, 0.5])
+        np.testing.assert_allclose(data.baseline.values, [NAN, 2.0])
+        np.testing.assert_allclose(data.canary.values, [NAN, 0.5])
 
     async def test_counter_reset(self, canary: Canary, exporter: Exporter) -> None:
         """A counter that falls has restarted: the step's increase is its new value."""
@@ -242,8 +244,8 @@ class TestScrapeSource:
         serve(exporter.pod("canary"), ok=4, errors=3)
         await canary.clock.advance(STEP)
         data = (await canary.fetch(ERRORS)).metrics["error_rate"]
-        np.testing.assert_array_equal(data.canary["exposure"], [NAN, 100, 7])
-        np.testing.assert_array_equal(data.canary["events"], [NAN, 5, 3])
+        np.testing.assert_array_equal(data.canary.exposure, [NAN, 100, 7])
+        np.testing.assert_array_equal(data.canary.events, [NAN, 5, 3])
 
     async def test_histogram_quantile(self, canary: Canary, exporter: Exporter) -> None:
         """Quantiles interpolate within the bucket of the step's observations; a rank in the
@@ -256,13 +258,13 @@ class TestScrapeSource:
         window = await canary.fetch(*metrics)
         p50, p90 = window.metrics["latency_rate_p0.5"], window.metrics["latency_rate_p0.9"]
         # baseline buckets le=0.1: 5, 0.5: 10, 1: 10, +Inf: 10
-        assert p50.baseline["values"][1] == pytest.approx(0.1)  # rank 5: top of the first bucket
-        assert p90.baseline["values"][1] == pytest.approx(0.1 + 0.4 * (9 - 5) / 5)
-        assert p90.canary["values"][1] == 1.0
-        assert p50.canary["values"][1] == 1.0
-        assert math.isnan(p90.baseline["values"][0])
+        assert p50.baseline.values[1] == pytest.approx(0.1)  # rank 5: top of the first bucket
+        assert p90.baseline.values[1] == pytest.approx(0.1 + 0.4 * (9 - 5) / 5)
+        assert p90.canary.values[1] == 1.0
+        assert p50.canary.values[1] == 1.0
+        assert math.isnan(p90.baseline.values[0])
         by_increase = window.metrics["latency_increase_p0.9"]
-        np.testing.assert_array_equal(by_increase.baseline["values"], p90.baseline["values"])
+        np.testing.assert_array_equal(by_increase.baseline.values, p90.baseline.values)
 
     async def test_gauges(self, canary: Canary, exporter: Exporter) -> None:
         """Gauges are read at the scrape, alone or summed, averaged, maxed, minned."""
@@ -275,13 +277,13 @@ class TestScrapeSource:
         metrics.append(gauge("one", 'queue_depth{worker="a",${selector}}'))
         metrics.append(gauge("many", "queue_depth{${selector}}"))
         window = await canary.fetch(*metrics)
-        got = {name: data.baseline.get("values") for name, data in window.metrics.items()}
+        got = {name: data.baseline.arrays[0] for name, data in window.metrics.items()}
         assert got["sum"][0] == 8.0
         assert got["avg"][0] == 4.0
         assert got["max"][0] == 5.0
         assert got["min"][0] == 3.0
         assert got["one"][0] == 3.0
-        assert window.metrics["sum"].canary["values"][0] == 30.0
+        assert window.metrics["sum"].canary.values[0] == 30.0
         assert window.metrics["many"].error == (
             "baseline, canary: query returned 2 series with different labels; "
             "aggregate it (e.g. sum(...))"
@@ -294,7 +296,7 @@ class TestScrapeSource:
         metric = gauge("info", 'sum(build_info{exported_deployment="impostor",${selector}})')
         other = gauge("other", 'sum(build_info{deployment="impostor"})')
         window = await canary.fetch(metric, other)
-        assert window.metrics["info"].baseline["values"][0] == 1.0
+        assert window.metrics["info"].baseline.values[0] == 1.0
         assert "empty result: no series of build_info matched" in window.metrics["other"].error
 
     async def test_targets_summed(
@@ -309,8 +311,8 @@ class TestScrapeSource:
         serve(exporter.pod("b2"), ok=5, errors=2)
         await clock.advance(STEP)
         data = (await canary.fetch(ERRORS)).metrics["error_rate"]
-        np.testing.assert_array_equal(data.baseline["exposure"], [NAN, 18])
-        np.testing.assert_array_equal(data.baseline["events"], [NAN, 3])
+        np.testing.assert_array_equal(data.baseline.exposure, [NAN, 18])
+        np.testing.assert_array_equal(data.baseline.events, [NAN, 3])
 
     async def test_target_down(
         self, session: aiohttp.ClientSession, exporter: Exporter, clock: FakeClock
@@ -326,14 +328,14 @@ class TestScrapeSource:
         for data in window.metrics.values():
             assert f"scrape of {down} failed: connection failed" in data.error
             assert data.error.startswith("canary")
-            assert np.isnan(data.canary[next(iter(data.canary))]).all()
+            assert all(np.isnan(values).all() for values in data.canary.arrays)
 
     async def test_not_exposition_text(self, canary: Canary, exporter: Exporter) -> None:
         """A target answering something other than exposition text is a failed scrape."""
         exporter.garbled = {"canary"}
         data = (await canary.fetch(TOTAL)).metrics["total"]
         assert "failed: not Prometheus exposition text" in data.error
-        assert np.isnan(data.canary["values"]).all()
+        assert np.isnan(data.canary.values).all()
 
     async def test_failed_scrape_is_a_missing_step(
         self, canary: Canary, exporter: Exporter
@@ -349,12 +351,12 @@ class TestScrapeSource:
             values.append(window)
         data = values[-1].metrics["error_rate"]
         assert data.error == ""
-        np.testing.assert_array_equal(data.canary["exposure"], [NAN, 10, NAN, NAN, 40])
-        sums = values[-1].metrics["total"].canary["values"]
+        np.testing.assert_array_equal(data.canary.exposure, [NAN, 10, NAN, NAN, 40])
+        sums = values[-1].metrics["total"].canary.values
         np.testing.assert_array_equal(sums, [0, 10, NAN, 60, 100])
         failed = values[2].metrics["total"]
         assert failed.error == ""  # steps 0 and 1 still have data
-        np.testing.assert_array_equal(failed.canary["values"], [0, 10, NAN])
+        np.testing.assert_array_equal(failed.canary.values, [0, 10, NAN])
 
     async def test_unsupported_shape(self, canary: Canary, exporter: Exporter) -> None:
         """A query the scrape source cannot evaluate raises naming the supported shapes,
@@ -375,8 +377,28 @@ class TestScrapeSource:
         await canary.clock.advance(STEP)
         canary.source.forget("c-1")
         data = (await canary.fetch(ERRORS)).metrics["error_rate"]
-        assert np.isnan(data.canary["exposure"]).all()
+        assert np.isnan(data.canary.exposure).all()
         assert "no scrape 60s before this step" in data.error
+
+    async def test_forget_drops_both_sides_of_that_canary_only(
+        self, session: aiohttp.ClientSession, exporter: Exporter, clock: FakeClock
+    ) -> None:
+        """forget releases the canary's histories on both sides; other canaries keep theirs."""
+        source = ScrapeSource(session, clock=clock)
+        for canary_id in ("c-1", "c-2"):
+            await source.fetch(
+                FetchRequest(
+                    canary_id=canary_id,
+                    metrics=(ERRORS,),
+                    baseline=Side(labels={"deployment": "b"}, targets=(exporter.url("b"),)),
+                    canary=Side(labels={"deployment": "c"}, targets=(exporter.url("c"),)),
+                    start=clock.now(),
+                    end=clock.now(),
+                    step_s=STEP,
+                )
+            )
+        source.forget("c-1")
+        assert sorted(source._history) == [("c-2", SideName.BASELINE), ("c-2", SideName.CANARY)]
 
     async def test_history_is_bounded(
         self, session: aiohttp.ClientSession, exporter: Exporter, clock: FakeClock
@@ -389,7 +411,7 @@ class TestScrapeSource:
             await canary.fetch(ERRORS)
             await clock.advance(STEP)
         data = (await canary.fetch(ERRORS)).metrics["error_rate"]
-        np.testing.assert_array_equal(data.canary["exposure"], [8, 9, 0])
+        np.testing.assert_array_equal(data.canary.exposure, [8, 9, 0])
         assert len(source._history["c-1", "canary"]) == 3 + 2  # the bound, seen from inside
 
     async def test_no_targets(self, session: aiohttp.ClientSession, clock: FakeClock) -> None:

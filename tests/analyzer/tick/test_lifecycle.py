@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import Conflict
-from analyzer.model import Action, Canary, Mode, Phase, Side, Stage, Verdict
+from analyzer.model import Action, Canary, JudgeName, Mode, Phase, Side, Stage, Verdict
 from analyzer.tick.evaluation import Evaluation, SequentialOutcome
 from analyzer.tick.lifecycle import (
     apply_action,
@@ -119,7 +119,7 @@ def seq(*, failed: bool = False, proven: bool = False, critical: bool = True) ->
     )
     return SequentialOutcome(
         name="error_rate",
-        judge="sequential-count",
+        judge=JudgeName.SEQUENTIAL_COUNT,
         critical=critical,
         direction=Direction.INCREASE,
         result=result,
@@ -620,6 +620,29 @@ class TestManualActions:
         """An action that does not fit the phase is a Conflict naming both."""
         with pytest.raises(Conflict, match=f"cannot {action} a canary that is {phase}"):
             apply_action(canary(phase=phase), action, T0 + 60, "by hand")
+
+    @pytest.mark.parametrize("phase", list(Phase))
+    def test_a_step_is_never_manual(self, phase: Phase) -> None:
+        """Stepping to the next stage is the lifecycle's decision: by hand it is a Conflict."""
+        with pytest.raises(Conflict, match=f"cannot step a canary that is {phase}"):
+            apply_action(canary(phase=phase), Action.STEP, T0 + 60, "by hand")
+
+    @pytest.mark.parametrize(
+        ("action", "weight", "verdict"),
+        [
+            (Action.ROLLBACK, 0.0, Verdict.FAIL),
+            (Action.PROMOTE, 100.0, Verdict.PASS),
+            (Action.PAUSE, 10.0, Verdict.INCONCLUSIVE),
+            (Action.ABORT, 10.0, Verdict.PASS),
+        ],
+    )
+    def test_weight_and_verdict_per_action(
+        self, action: Action, weight: float, verdict: Verdict
+    ) -> None:
+        """Rollback sends no traffic, promotion all of it, others keep the stage's weight."""
+        step = apply_action(canary(), action, T0 + 60, "by hand")
+        assert step.decision is not None
+        assert (step.decision.weight, step.verdict) == (weight, verdict)
 
     def test_pause_remembers_the_phase_it_paused(self) -> None:
         """Pausing in warm-up resumes into warm-up."""

@@ -3,159 +3,39 @@ the step grid, batched judging, decisions with their outbox rows, holds, races a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import pytest
 
-from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.model import Action, Canary, DeliveryState, Mode, Phase, Side, Stage, Verdict, Window
+from analyzer.model import Action, DeliveryState, Mode, Phase, Stage, Verdict, Window
 from analyzer.sources.protocol import FetchRequest
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from analyzer.tick.fleet import Fleet, Registration
-from analyzer.tick.scheduler import Scheduler
 from analyzer.webhooks.dispatcher import WebhookDispatcher
-from support.fakes import (
-    T0,
-    WEBHOOK_SECRET,
-    FakeSource,
-    Handler,
-    MakeConfig,
-    SteppedClock,
-    Traffic,
-    WebhookReceiver,
-    outage,
+from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, outage
+from support.loopback import WEBHOOK_SECRET, WebhookReceiver
+from support.scheduling import (
+    INTERVAL,
+    LONG,
+    PUBLIC_URL,
+    STAGES,
+    STEP,
+    Daemon,
+    Running,
+    by_deployment,
 )
 
-STEP, INTERVAL = 60.0, 300.0
-PUBLIC_URL = "http://canaryd.test:8080"
 HEALTHY = Traffic()
 REGRESSED = Traffic(error_rate={"baseline": 0.01, "canary": 0.05})
 ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
 """Over the kill-switch's 20 % line on every poll."""
-STAGES = (
-    Stage(weight=10, duration_s=INTERVAL),
-    Stage(weight=50, duration_s=INTERVAL),
-    Stage(weight=100, duration_s=0),
-)
-LONG = (Stage(weight=10, duration_s=3600),)
-
-
-def by_deployment(**traffic: Handler) -> Handler:
-    """Answer each canary from the traffic of its ``deployment`` label."""
-
-    def handle(request: FetchRequest) -> Window | Any:
-        return traffic[request.canary.labels["deployment"]](request)
-
-    return handle
-
-
-class Daemon:
-    """The scheduler's side of a daemon: fleet, scheduler and source over one store."""
-
-    def __init__(
-        self, store: SqliteStore, clock: SteppedClock, telemetry: Telemetry, source: FakeSource
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.telemetry = telemetry
-        self.source = source
-        self.catalog = Catalog(store, clock)
-        self.changes: list[str] = []
-        self.fleet = Fleet(
-            store,
-            self.catalog,
-            clock,
-            telemetry,
-            public_url=PUBLIC_URL,
-            on_change=lambda: self.changes.append("change"),
-        )
-        self.scheduler = Scheduler(self.fleet, source, clock)
-
-    async def register(
-        self,
-        config: JudgeConfig,
-        deployment: str,
-        *,
-        stages: tuple[Stage, ...] = STAGES,
-        webhook_url: str | None = None,
-        mode: Mode = Mode.LIVE,
-    ) -> Canary:
-        """Register a canary whose canary side is ``deployment``."""
-        version = await self.catalog.put(config)
-        return await self.fleet.register(
-            Registration(
-                name=f"checkout-{deployment}",
-                service="checkout",
-                config_hash=version.hash,
-                config_name=config.name,
-                baseline=Side(labels={"deployment": "baseline"}),
-                canary=Side(labels={"deployment": deployment}),
-                stages=stages,
-                webhook_url=webhook_url,
-                mode=mode,
-            )
-        )
-
-    async def wake(self) -> int:
-        """One wake-up of the loop, by hand: tick whatever is due now; returns how many."""
-        now = self.clock.now()
-        batch = self.scheduler.due(now)
-        if batch:
-            await self.scheduler.tick_batch(batch, now)
-        return len(batch)
-
-    async def state(self, canary_id: str) -> Canary:
-        """The canary as stored."""
-        stored = await self.store.get_canary(canary_id)
-        assert stored is not None
-        return stored
-
-
-class Running:
-    """``Scheduler.run`` as a task, moved along by jumping the fake clock while it sleeps."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.deadline = 0.0
-
-    async def __aenter__(self) -> Running:
-        self.task = asyncio.create_task(self.daemon.scheduler.run(self.stop))
-        self.deadline = await self.daemon.clock.parked()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop.set()
-        assert self.task is not None
-        async with asyncio.timeout(10):
-            await self.task
-
-    async def jump(self, at: float) -> None:
-        """Jump straight to ``at`` (a late wake-up if slots were skipped) and let it settle."""
-        await self.daemon.clock.jump_to(at)
-        self.deadline = await self.daemon.clock.parked()
-
-    async def until(self, at: float, *, limit: int = 5000) -> None:
-        """Wake at every deadline up to ``at``, as a real clock would."""
-        for _ in range(limit):
-            if self.deadline > at:
-                return
-            await self.jump(self.deadline)
-        msg = f"the loop did not reach {at} in {limit} wake-ups"
-        raise AssertionError(msg)
 
 
 @pytest.fixture
@@ -344,17 +224,17 @@ class TestDecisions:
 
         async with delivering(daemon.store, clock, webhook_receiver) as drain:
             await drain()
-        assert all(r.signed for r in webhook_receiver.requests)
+        assert all(r.signed for r in webhook_receiver.attempts)
         got = [
             (r.headers["X-Canaryd-Delivery"], r.headers["X-Canaryd-Event"])
-            for r in webhook_receiver.requests
+            for r in webhook_receiver.attempts
         ]
         assert sorted(got) == sorted(
             [(f"{good.id}:1", "step"), (f"{good.id}:2", "promote"), (f"{bad.id}:1", "rollback")]
         )
         good_ids = [i for i, _ in got if i.startswith(good.id)]
         assert good_ids == [f"{good.id}:1", f"{good.id}:2"]
-        step_body = json.loads(webhook_receiver.requests[got.index((f"{good.id}:1", "step"))].body)
+        step_body = json.loads(webhook_receiver.attempts[got.index((f"{good.id}:1", "step"))].body)
         assert step_body["weight"] == 50
         assert step_body["stage"] == 1
         assert step_body["evidence_url"] == f"{PUBLIC_URL}/api/v1/canaries/{good.id}"

@@ -4,76 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import aiohttp
 import pytest
 import structlog
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from analyzer.clock import FakeClock
+from analyzer.errors import InvalidInput
 from analyzer.model import Action, Canary, Decision, Delivery, DeliveryState, Phase, Side, Stage
 from analyzer.store.sqlite import SqliteStore
 from analyzer.webhooks.dispatcher import WebhookDispatcher
-from analyzer.webhooks.message import make_delivery, sign, verify
+from analyzer.webhooks.message import make_delivery, sign
+from support.fakes import SteppedClock
+from support.loopback import WEBHOOK_SECRET, Reply, WebhookReceiver
 
-SECRET = "wh-secret-5f1e0c2a9b"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
-    """How the receiver answers one request."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    text: str = ""
-    hang: bool = False
+HANG = Reply(hold_s=30.0)
+"""Held until the receiver is released (or the client gives up)."""
+POLL_S = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Received:
-    """One request as the receiver saw it."""
-
-    headers: dict[str, str]
-    body: bytes
-    signed: bool
-
-
-class Receiver:
-    """A recording webhook endpoint: verifies the HMAC, answers from a per-delivery plan."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self.plan: dict[str, list[Reply]] = {}
-        self.release = asyncio.Event()
-        self.server: TestServer | None = None
-
-    @property
-    def url(self) -> str:
-        """The hook's URL."""
-        assert self.server is not None
-        return str(self.server.make_url("/hook"))
-
-    @property
-    def ids(self) -> list[str]:
-        """The X-Canaryd-Delivery of every request, in arrival order."""
-        return [r.headers["X-Canaryd-Delivery"] for r in self.requests]
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Record the request, then answer as planned (200 by default)."""
-        body = await request.read()
-        headers = dict(request.headers)
-        signed = verify(body, SECRET, headers.get("X-Canaryd-Signature-256", ""))
-        self.requests.append(Received(headers=headers, body=body, signed=signed))
-        queue = self.plan.get(headers.get("X-Canaryd-Delivery", ""), [])
-        reply = queue.pop(0) if queue else Reply()
-        if reply.hang:
-            async with asyncio.timeout(5):
-                await self.release.wait()
-        return web.Response(status=reply.status, headers=reply.headers, text=reply.text)
+async def parked(dispatcher: WebhookDispatcher, clock: SteppedClock, *, limit: int = 200) -> float:
+    """Wait until ``dispatcher`` is parked until a poll still ahead of the fake clock (every
+    delivery it started is sent and recorded); returns that poll's time. Bounded."""
+    for _ in range(limit):
+        try:
+            async with asyncio.timeout(10):
+                await dispatcher.parked.wait()
+        except TimeoutError:
+            pytest.fail("the dispatcher did not park within 10 s")
+        if dispatcher.parked_until > clock.now():
+            return dispatcher.parked_until
+        dispatcher.parked.clear()  # seen: it is waking up for that poll; wait for the next park
+    pytest.fail(f"the dispatcher did not park ahead of the clock in {limit} polls")
 
 
 @dataclass
@@ -82,14 +45,14 @@ class Harness:
 
     store: SqliteStore
     session: aiohttp.ClientSession
-    clock: FakeClock
-    receiver: Receiver
+    clock: SteppedClock
+    receiver: WebhookReceiver
     outcomes: list[str] = field(default_factory=list)
 
     def dispatcher(self, **options: object) -> WebhookDispatcher:
         """A dispatcher allowed to reach 127.0.0.1 with seeded jitter; options override."""
         settings: dict[str, object] = {
-            "secret": SECRET,
+            "secret": WEBHOOK_SECRET,
             "allowed_hosts": ["127.0.0.1"],
             "timeout_s": 2.0,
             "rng": random.Random(7),
@@ -139,45 +102,38 @@ class Harness:
         )
         return after
 
-    async def until(self, condition: Callable[[], bool], step_s: float = 1.0) -> None:
-        """Advance the fake clock step by step (bounded) until ``condition`` holds."""
-        for _ in range(300):
+    async def recorded(self, delivery_id: str, state: DeliveryState, *, limit: int = 500) -> None:
+        """Wait until the store holds ``delivery_id`` in ``state`` (polled, bounded)."""
+        canary_id = delivery_id.partition(":")[0]
+        for _ in range(limit):
+            stored = {d.delivery_id: d.state for d in await self.store.list_deliveries(canary_id)}
+            if stored.get(delivery_id) is state:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"{delivery_id} not {state} in the store after {limit} polls: {stored}")
+
+    async def until(
+        self, dispatcher: WebhookDispatcher, condition: Callable[[], bool], *, limit: int = 300
+    ) -> None:
+        """Jump the fake clock from poll to poll of a running ``dispatcher``, each time once it
+        has parked, until ``condition`` holds; bounded."""
+        for _ in range(limit):
+            at = await parked(dispatcher, self.clock)
             if condition():
                 return
-            await self.clock.advance(step_s)
-            await asyncio.sleep(0.01)
-        pytest.fail("condition never held")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A receiver listening on 127.0.0.1 at a free port."""
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    app.router.add_post("/elsewhere", hook.handle)
-    hook.server = TestServer(app, host="127.0.0.1")
-    await hook.server.start_server()
-    yield hook
-    hook.release.set()
-    await hook.server.close()
+            await self.clock.jump_to(at)
+        pytest.fail(f"condition never held in {limit} polls")
 
 
 @pytest.fixture
 def harness(
-    store: SqliteStore, session: aiohttp.ClientSession, clock: FakeClock, receiver: Receiver
+    store: SqliteStore,
+    session: aiohttp.ClientSession,
+    clock: SteppedClock,
+    webhook_receiver: WebhookReceiver,
 ) -> Harness:
     """Everything a dispatcher test needs."""
-    return Harness(store=store, session=session, clock=clock, receiver=receiver)
-
-
-@pytest.fixture
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
+    return Harness(store=store, session=session, clock=clock, receiver=webhook_receiver)
 
 
 class TestDeliver:
@@ -188,13 +144,13 @@ class TestDeliver:
         (delivery,) = await harness.queue("c1")
         await harness.clock.advance(3.0)
         done = await harness.dispatcher().deliver(delivery)
-        (request,) = harness.receiver.requests
+        (request,) = harness.receiver.attempts
         assert request.signed
         assert request.body == delivery.body
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["X-Canaryd-Event"] == "step"
         assert request.headers["X-Canaryd-Delivery"] == "c1:1"
-        assert request.headers["X-Canaryd-Signature-256"] == sign(delivery.body, SECRET)
+        assert request.headers["X-Canaryd-Signature-256"] == sign(delivery.body, WEBHOOK_SECRET)
         assert request.headers["User-Agent"] == "canaryd"
         assert done.state is DeliveryState.DELIVERED
         assert (done.attempts, done.delivered_at) == (1, harness.clock.now())
@@ -215,7 +171,7 @@ class TestDeliver:
         (due,) = await harness.store.due_deliveries(harness.clock.now())
         done = await dispatcher.deliver(due)
         assert (done.state, done.attempts, done.last_error) == (DeliveryState.DELIVERED, 2, "")
-        first, second = harness.receiver.requests
+        first, second = harness.receiver.attempts
         assert first.headers["X-Canaryd-Delivery"] == second.headers["X-Canaryd-Delivery"]
         assert first.body == second.body
         signature = "X-Canaryd-Signature-256"
@@ -264,11 +220,9 @@ class TestDeliver:
         retry = await harness.dispatcher().deliver(delivery)
         assert (retry.state, retry.last_error) == (DeliveryState.PENDING, "HTTP 408")
 
-    async def test_refused_connection_is_retried(
-        self, harness: Harness, closed_port_url: str
-    ) -> None:
+    async def test_refused_connection_is_retried(self, harness: Harness, refused_url: str) -> None:
         """A closed port is a retryable connection error, not an exception."""
-        (delivery,) = await harness.queue("c1", url=closed_port_url)
+        (delivery,) = await harness.queue("c1", url=refused_url)
         retry = await harness.dispatcher().deliver(delivery)
         assert retry.state is DeliveryState.PENDING
         assert retry.last_error.startswith("ClientConnectorError")
@@ -277,7 +231,7 @@ class TestDeliver:
     async def test_slow_receiver_times_out(self, harness: Harness) -> None:
         """A handler slower than timeout_s is a retryable timeout."""
         (delivery,) = await harness.queue("c1")
-        harness.receiver.plan["c1:1"] = [Reply(hang=True)]
+        harness.receiver.plan["c1:1"] = [HANG]
         retry = await harness.dispatcher(timeout_s=0.2).deliver(delivery)
         assert (retry.state, retry.last_error) == (DeliveryState.PENDING, "timed out after 0.2s")
 
@@ -296,12 +250,12 @@ class TestDeliver:
     async def test_redirect_is_not_followed(self, harness: Harness) -> None:
         """A 3xx fails the delivery without following it anywhere."""
         (delivery,) = await harness.queue("c1")
-        elsewhere = harness.receiver.url.replace("/hook", "/elsewhere")
+        elsewhere = harness.receiver.url_for("/elsewhere")
         harness.receiver.plan["c1:1"] = [Reply(status=307, headers={"Location": elsewhere})]
         failed = await harness.dispatcher().deliver(delivery)
         assert failed.state is DeliveryState.FAILED
         assert "redirects are not followed" in failed.last_error
-        assert len(harness.receiver.requests) == 1
+        assert len(harness.receiver.attempts) == 1
 
     async def test_gives_up_after_the_configured_time(self, harness: Harness) -> None:
         """A retryable failure past give_up_after_s since the decision fails the delivery."""
@@ -330,7 +284,7 @@ class TestDeliver:
         failed = await harness.dispatcher(allowed_hosts=["deploy.internal"]).deliver(delivery)
         assert failed.state is DeliveryState.FAILED
         assert "not in the allowed webhook hosts" in failed.last_error
-        assert harness.receiver.requests == []
+        assert harness.receiver.attempts == []
 
 
 class TestRun:
@@ -340,10 +294,10 @@ class TestRun:
         """Every queued delivery of several canaries goes out once, each canary in order."""
         for canary_id in "abc":
             await harness.queue(canary_id, count=3)
-        receiver, stop = harness.receiver, asyncio.Event()
+        receiver, stop, dispatcher = harness.receiver, asyncio.Event(), harness.dispatcher()
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(harness.dispatcher().run(stop, poll_s=1.0))
-            await harness.until(lambda: len(receiver.requests) == 9)
+            tasks.create_task(dispatcher.run(stop, poll_s=POLL_S))
+            await harness.until(dispatcher, lambda: len(receiver.attempts) == 9)
             stop.set()
         for canary_id in "abc":
             sent = [i for i in receiver.ids if i.startswith(canary_id)]
@@ -355,14 +309,19 @@ class TestRun:
         await harness.queue("c1", count=2)
         receiver, stop = harness.receiver, asyncio.Event()
         receiver.plan["c1:1"] = [Reply(status=503)]
+        dispatcher = harness.dispatcher(base_backoff_s=60.0)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(harness.dispatcher(base_backoff_s=60.0).run(stop, poll_s=1.0))
-            await harness.until(lambda: len(receiver.requests) == 1)
-            for _ in range(20):  # polls inside the backoff (≥ 30 s): nothing else goes out
-                await harness.clock.advance(1.0)
-                await asyncio.sleep(0.01)
-            assert receiver.ids == ["c1:1"]
-            await harness.until(lambda: len(receiver.requests) == 3)
+            tasks.create_task(dispatcher.run(stop, poll_s=POLL_S))
+            await harness.until(dispatcher, lambda: len(receiver.attempts) == 1)
+            retrying, _waiting = await harness.store.list_deliveries("c1")
+            backoff_ends = retrying.next_attempt_at  # 30–60 s away
+            polls = 0
+            while (at := await parked(dispatcher, harness.clock)) < backoff_ends:
+                assert receiver.ids == ["c1:1"], f"sent during the backoff, at {at}"
+                await harness.clock.jump_to(at)
+                polls += 1
+            assert polls >= 29  # every poll inside the backoff looked, and sent nothing
+            await harness.until(dispatcher, lambda: len(receiver.attempts) == 3)
             stop.set()
         assert receiver.ids == ["c1:1", "c1:1", "c1:2"]
 
@@ -370,25 +329,91 @@ class TestRun:
         """A hanging delivery holds back its own canary only."""
         await harness.queue("slow", count=2)
         await harness.queue("fast", count=2)
-        receiver, stop = harness.receiver, asyncio.Event()
-        receiver.plan["slow:1"] = [Reply(hang=True)]
+        receiver, stop, dispatcher = harness.receiver, asyncio.Event(), harness.dispatcher()
+        receiver.plan["slow:1"] = [HANG]
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(harness.dispatcher().run(stop, poll_s=1.0))
-            await harness.until(lambda: "fast:2" in receiver.ids)
-            assert receiver.ids.count("slow:1") == 1
+            tasks.create_task(dispatcher.run(stop, poll_s=POLL_S))
+            await harness.recorded("fast:1", DeliveryState.DELIVERED)
+            await harness.clock.jump_to(harness.clock.now() + POLL_S)  # the next poll
+            await harness.recorded("fast:2", DeliveryState.DELIVERED)
+            assert receiver.in_flight == ["slow:1"]
+            assert not dispatcher.parked.is_set(), "parked while a delivery is in flight"
             assert "slow:2" not in receiver.ids
-            receiver.release.set()
-            await harness.until(lambda: "slow:2" in receiver.ids)
+            receiver.release()
+            await harness.until(dispatcher, lambda: "slow:2" in receiver.ids)
             stop.set()
         assert [i for i in receiver.ids if i.startswith("slow")] == ["slow:1", "slow:2"]
 
     async def test_stop_interrupts_the_pause(self, harness: Harness) -> None:
         """Setting stop ends run although the fake clock never reaches the next poll."""
-        stop = asyncio.Event()
-        async with asyncio.timeout(5), asyncio.TaskGroup() as tasks:
-            tasks.create_task(harness.dispatcher().run(stop, poll_s=3600.0))
-            await asyncio.sleep(0.05)
+        stop, dispatcher, start = asyncio.Event(), harness.dispatcher(), harness.clock.now()
+        run = asyncio.create_task(dispatcher.run(stop, poll_s=3600.0))
+        try:
+            assert await parked(dispatcher, harness.clock) == start + 3600.0
+            assert not run.done()
             stop.set()
+            async with asyncio.timeout(5):
+                await run
+        finally:
+            run.cancel()
+        assert harness.clock.now() == start
+        assert not dispatcher.parked.is_set()
+
+
+class TestParked:
+    """WebhookDispatcher.parked: the loop asleep with nothing in flight."""
+
+    async def test_parked_once_the_due_deliveries_are_recorded(self, harness: Harness) -> None:
+        """Not parked while a delivery is held by the receiver; parked once it is recorded."""
+        await harness.queue("c1")
+        harness.receiver.plan["c1:1"] = [HANG]
+        stop, dispatcher = asyncio.Event(), harness.dispatcher()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(dispatcher.run(stop, poll_s=POLL_S))
+            await harness.receiver.wait_for(1)
+            assert not dispatcher.parked.is_set()
+            harness.receiver.release()
+            until = await parked(dispatcher, harness.clock)
+            (stored,) = await harness.store.list_deliveries("c1")
+            stop.set()
+        assert stored.state is DeliveryState.DELIVERED
+        assert until == harness.clock.now() + POLL_S
+
+    async def test_wakes_at_each_poll_and_parks_again(self, harness: Harness) -> None:
+        """With nothing due it parks until the next poll, and again after each one."""
+        stop, dispatcher, start = asyncio.Event(), harness.dispatcher(), harness.clock.now()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(dispatcher.run(stop, poll_s=POLL_S))
+            polls = []
+            for _ in range(3):
+                polls.append(await parked(dispatcher, harness.clock))
+                await harness.clock.jump_to(polls[-1])
+            stop.set()
+        assert polls == [start + POLL_S, start + 2 * POLL_S, start + 3 * POLL_S]
+        assert harness.receiver.attempts == []
+
+
+class TestArguments:
+    """The constructor refuses what cannot work, naming the argument."""
+
+    @pytest.mark.parametrize(
+        ("argument", "value"),
+        [
+            ("max_concurrency", 0),
+            ("timeout_s", 0.0),
+            ("base_backoff_s", -1.0),
+            ("max_backoff_s", 0.0),
+            ("give_up_after_s", float("nan")),
+        ],
+    )
+    def test_not_positive_is_invalid_input(
+        self, harness: Harness, argument: str, value: float
+    ) -> None:
+        """A limit, timeout or backoff that is not positive is InvalidInput naming it."""
+        with pytest.raises(InvalidInput) as raised:
+            harness.dispatcher(**{argument: value})
+        assert raised.value.field == argument
+        assert str(value) in raised.value.message
 
 
 class TestLogs:
@@ -398,9 +423,11 @@ class TestLogs:
     async def test_outcomes_logged_without_secret_or_signature(self, harness: Harness) -> None:
         """delivered, retry_scheduled and failed are logged; the secret and signature never are."""
         deliveries = await harness.queue("c1", count=3)
-        signature = sign(deliveries[2].body, SECRET)
+        signature = sign(deliveries[2].body, WEBHOOK_SECRET)
         harness.receiver.plan["c1:2"] = [Reply(status=503)]
-        harness.receiver.plan["c1:3"] = [Reply(status=400, text=f"bad {signature} {SECRET}")]
+        harness.receiver.plan["c1:3"] = [
+            Reply(status=400, text=f"bad {signature} {WEBHOOK_SECRET}")
+        ]
         dispatcher = harness.dispatcher()
         with structlog.testing.capture_logs() as logs:
             for delivery in deliveries:
@@ -411,8 +438,8 @@ class TestLogs:
         assert expected.items() <= logs[0].items()
         assert logs[2]["err"] == "HTTP 400: bad sha256=[redacted] [redacted]"
         text = repr(logs)
-        assert SECRET not in text
+        assert WEBHOOK_SECRET not in text
         for delivery in deliveries:
-            assert sign(delivery.body, SECRET).removeprefix("sha256=") not in text
+            assert sign(delivery.body, WEBHOOK_SECRET).removeprefix("sha256=") not in text
         stored = await harness.store.list_deliveries("c1")
-        assert all(SECRET not in d.last_error for d in stored)
+        assert all(WEBHOOK_SECRET not in d.last_error for d in stored)

@@ -22,7 +22,9 @@ from structlog.testing import capture_logs
 
 from analyzer.daemon import Daemon
 from analyzer.settings import load_settings
-from support.fakes import T0, WEBHOOK_SECRET, SteppedClock, WebhookReceiver, config_body
+from support.configs import config_body
+from support.fakes import T0, SteppedClock
+from support.loopback import WEBHOOK_SECRET, Reply, WebhookReceiver
 
 ACT = "act-tok-0f3e8a2d"
 REGISTER = "reg-tok-3d5b6f10"
@@ -161,7 +163,7 @@ class TestPermanentFailure:
     ) -> None:
         """One attempt, then state failed with the HTTP error on the canary, the failed
         counter at 1 in /metrics, and a webhook.failed event; it is never retried."""
-        webhook_receiver.status = 400
+        webhook_receiver.reply = Reply(status=400)
         with capture_logs() as events:
             async with start(webhook_receiver) as daemon:
                 canary_id = await daemon.register(webhook_receiver)
@@ -182,8 +184,8 @@ class TestPermanentFailure:
         assert delivery["delivery_id"] == f"{canary_id}:1"
         assert delivery["last_error"].startswith("HTTP 400")
         assert delivery["delivered_at"] is None
-        assert len(webhook_receiver.requests) == 1
-        assert webhook_receiver.requests[0].signed
+        assert len(webhook_receiver.attempts) == 1
+        assert webhook_receiver.attempts[0].signed
         assert (failed, retried) == (1.0, 0.0)
         [logged] = [e for e in events if e["event"] == "webhook.failed"]
         assert logged["log_level"] == "error"
@@ -200,7 +202,7 @@ class TestDecisionOrder:
     ) -> None:
         """The step is refused with 503 (retried with backoff); the promote decided meanwhile
         is not sent until the step is delivered, then follows it."""
-        webhook_receiver.status = 503
+        webhook_receiver.reply = Reply(status=503)
         stages = [
             {"weight": 10, "duration": "2m"},
             {"weight": 50, "duration": "10m"},
@@ -216,17 +218,17 @@ class TestDecisionOrder:
             await daemon.clock.jump_to(T0 + 120)  # the end of stage 1: step to 50 %
 
             async def refused_twice() -> bool:
-                return len(webhook_receiver.requests) >= 2
+                return len(webhook_receiver.attempts) >= 2
 
             await daemon.until(refused_twice)
             await daemon.act(canary_id, "promote")
 
             async def refused_four_times() -> bool:
-                return len(webhook_receiver.requests) >= 4
+                return len(webhook_receiver.attempts) >= 4
 
             await daemon.until(refused_four_times)
             waiting = (await daemon.canary(canary_id))["deliveries"]
-            webhook_receiver.status = 200
+            webhook_receiver.reply = Reply(status=200)
 
             async def both_delivered() -> bool:
                 deliveries = (await daemon.canary(canary_id))["deliveries"]
@@ -240,7 +242,7 @@ class TestDecisionOrder:
             ("promote", "pending", 0),
         ]
         assert waiting[0]["last_error"].startswith("HTTP 503")
-        sent = [r.headers["X-Canaryd-Delivery"] for r in webhook_receiver.requests]
+        sent = [r.headers["X-Canaryd-Delivery"] for r in webhook_receiver.attempts]
         first = sent.index(f"{canary_id}:2")
         assert set(sent[:first]) == {f"{canary_id}:1"}
         assert sent[first:] == [f"{canary_id}:2"]

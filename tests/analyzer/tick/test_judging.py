@@ -1,4 +1,5 @@
-"""evaluate(): a window in; the kill-switch, each metric's judgement and the score out."""
+"""analyzer.tick.judging.evaluate(): a window in; the kill-switch, each metric's judgement and
+the score out."""
 
 from __future__ import annotations
 
@@ -9,10 +10,23 @@ import numpy as np
 import pytest
 
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.model import MetricData, Side, Window
+from analyzer.errors import InternalError
+from analyzer.metricdata import (
+    CountData,
+    CountSide,
+    MetricData,
+    MetricKind,
+    SeriesData,
+    SeriesSide,
+    SideName,
+    missing_metric,
+)
+from analyzer.model import JudgeName, Side, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery
-from analyzer.tick.evaluation import evaluate, per_step_series
+from analyzer.tick.judging import evaluate, per_step_series
 from judges.labels import Label
+from judges.sequential.count import sequential_count
+from judges.sequential.mean import sequential_mean
 from support.fakes import T0, MakeConfig, Traffic
 
 STEP = 60.0
@@ -21,7 +35,7 @@ NAN = float("nan")
 
 def window(*metrics: MetricData) -> Window:
     """A window as long as the metrics' arrays, on the 60 s grid from T0."""
-    steps = max((a.size for m in metrics for a in m.canary.values()), default=1)
+    steps = max((a.size for m in metrics for a in m.canary.arrays), default=1)
     named = {m.name: m for m in metrics}
     return Window(start=T0, end=T0 + (steps - 1) * STEP, step_s=STEP, metrics=named)
 
@@ -35,31 +49,27 @@ def counts(
     canary: tuple[Any, Any], baseline: tuple[Any, Any], *, name: str = "error_rate", error: str = ""
 ) -> MetricData:
     """A count metric from (events, exposure) per side."""
-    return MetricData(
+    return CountData(
         name=name,
-        kind="count",
-        canary={"events": arr(canary[0]), "exposure": arr(canary[1])},
-        baseline={"events": arr(baseline[0]), "exposure": arr(baseline[1])},
+        canary=CountSide(events=arr(canary[0]), exposure=arr(canary[1])),
+        baseline=CountSide(events=arr(baseline[0]), exposure=arr(baseline[1])),
         error=error,
     )
 
 
 def series(canary: Any, baseline: Any, *, name: str = "latency_p99", error: str = "") -> MetricData:
     """A series metric from the values per side."""
-    return MetricData(
+    return SeriesData(
         name=name,
-        kind="series",
-        canary={"values": arr(canary)},
-        baseline={"values": arr(baseline)},
+        canary=SeriesSide(values=arr(canary)),
+        baseline=SeriesSide(values=arr(baseline)),
         error=error,
     )
 
 
-def missing(name: str, kind: str, error: str, steps: int = 5) -> MetricData:
+def missing(name: str, kind: MetricKind, error: str, steps: int = 5) -> MetricData:
     """A metric the source could not fetch: all NaN, with the cause."""
-    nan = np.full(steps, np.nan)
-    arrays = {"values": nan} if kind == "series" else {"events": nan, "exposure": nan}
-    return MetricData(name=name, kind=kind, baseline=dict(arrays), canary=dict(arrays), error=error)
+    return missing_metric(name, kind, steps, error)
 
 
 def traffic_window(config: JudgeConfig, traffic: Traffic, steps: int = 11) -> Window:
@@ -91,8 +101,8 @@ class TestNoData:
     def test_every_metric_failing_is_no_data_with_the_causes(self, make_config: MakeConfig) -> None:
         """Each metric's error is reported, sorted, and nothing is judged."""
         win = window(
-            missing("error_rate", "count", "error_rate: HTTP 503 from Prometheus"),
-            missing("latency_p99", "series", "latency_p99: timed out after 10s"),
+            missing("error_rate", MetricKind.COUNT, "error_rate: HTTP 503 from Prometheus"),
+            missing("latency_p99", MetricKind.SERIES, "latency_p99: timed out after 10s"),
         )
         ev = evaluate(make_config(), win, score_now=True)
         assert ev.no_data
@@ -103,7 +113,10 @@ class TestNoData:
 
     def test_all_nan_without_error_names_each_metric(self, make_config: MakeConfig) -> None:
         """An empty result (NaN everywhere, no error) still says which metric had nothing."""
-        win = window(missing("error_rate", "count", ""), missing("latency_p99", "series", ""))
+        win = window(
+            missing("error_rate", MetricKind.COUNT, ""),
+            missing("latency_p99", MetricKind.SERIES, ""),
+        )
         ev = evaluate(make_config(), win, score_now=False)
         assert ev.no_data
         assert ev.no_data_reason == "error_rate: no data; latency_p99: no data"
@@ -122,7 +135,7 @@ class TestNoData:
     def test_one_missing_metric_is_judged_nodata(self, make_config: MakeConfig) -> None:
         """With some data, the missing metric is labelled Nodata with its cause."""
         win = window(
-            missing("error_rate", "count", "error_rate: connection refused", steps=8),
+            missing("error_rate", MetricKind.COUNT, "error_rate: connection refused", steps=8),
             healthy_latency(8),
         )
         ev = evaluate(make_config(), win, score_now=True)
@@ -230,9 +243,15 @@ class TestMannWhitneyOnCounts:
     def test_per_step_series_is_the_ratio(self) -> None:
         """events/exposure per step; a step without exposure is missing, not a division error."""
         data = counts(([1, 2, 0, 5], [100, 100, 0, 50]), ([0] * 4, [1] * 4))
-        ratio = per_step_series(data, "canary")
+        ratio = per_step_series(data, SideName.CANARY)
         np.testing.assert_allclose(ratio, [0.01, 0.02, NAN, 0.1])
-        assert per_step_series(data, "baseline").tolist() == [0.0] * 4
+        assert per_step_series(data, SideName.BASELINE).tolist() == [0.0] * 4
+
+    def test_per_step_series_of_a_series_is_each_sides_values(self) -> None:
+        """A series metric's per-step values are its own, taken from the side asked for."""
+        data = series([0.3, 0.4], [0.1, 0.2])
+        assert per_step_series(data, SideName.CANARY).tolist() == [0.3, 0.4]
+        assert per_step_series(data, SideName.BASELINE).tolist() == [0.1, 0.2]
 
     def test_equal_rates_on_unequal_traffic_pass(self, make_config: MakeConfig) -> None:
         """Equal rates pass though a 5 % canary sees a twentieth of the events."""
@@ -325,8 +344,73 @@ class TestScore:
     def test_record_is_json(self, make_config: MakeConfig) -> None:
         """The tick's evidence serialises as strict JSON (NaN becomes null)."""
         config = make_config()
-        win = window(missing("error_rate", "count", "down", steps=8), healthy_latency(8))
+        win = window(missing("error_rate", MetricKind.COUNT, "down", steps=8), healthy_latency(8))
         record = evaluate(config, win, score_now=True).record()
         text = json.dumps(record, allow_nan=False)
         assert json.loads(text)["kill_switch"][0]["canary"] is None
         assert record["score"]["groups"].keys() == {"errors", "latency"}
+
+
+def sequential_config(make_config: MakeConfig) -> JudgeConfig:
+    """The base config with errors judged by sequential-count and p99 by sequential-mean."""
+    body = make_config().model_dump(mode="json", by_alias=True)
+    errors, latency = body["metrics"]
+    errors |= {"judge": "sequential-count", "tolerance": 1.2}
+    latency |= {"judge": "sequential-mean", "tolerance": 0.025}
+    return make_config(metrics=[errors, latency])
+
+
+class TestSequential:
+    """Each sequential metric is recomputed on every poll by the test its judge names."""
+
+    def test_each_judge_runs_its_own_test(self, make_config: MakeConfig) -> None:
+        """sequential-count runs the count test on events/exposure, sequential-mean the mean
+        test on the values, both sharing α over the two metrics."""
+        config = sequential_config(make_config)
+        win = traffic_window(config, Traffic(error_rate={"baseline": 0.01, "canary": 0.05}))
+        by_name = {s.name: s for s in evaluate(config, win, score_now=False).sequential}
+        errors, latency = win.metrics["error_rate"], win.metrics["latency_p99"]
+        assert isinstance(errors, CountData)
+        assert isinstance(latency, SeriesData)
+        expected_count = sequential_count(
+            errors.baseline.events,
+            errors.baseline.exposure,
+            errors.canary.events,
+            errors.canary.exposure,
+            alpha=config.alpha,
+            metrics=2,
+            tolerance=1.2,
+        )
+        expected_mean = sequential_mean(
+            latency.baseline.values,
+            latency.canary.values,
+            alpha=config.alpha,
+            metrics=2,
+            tolerance=0.025,
+            t_opt=10,
+        )
+        assert by_name["error_rate"].judge is JudgeName.SEQUENTIAL_COUNT
+        assert by_name["error_rate"].result == expected_count
+        assert by_name["latency_p99"].judge is JudgeName.SEQUENTIAL_MEAN
+        assert by_name["latency_p99"].result == expected_mean
+
+    def test_data_of_the_wrong_kind_is_an_internal_error(self, make_config: MakeConfig) -> None:
+        """A count judge handed a series is a broken invariant, never judged as a mean."""
+        config = sequential_config(make_config)
+        win = window(series([0.2] * 5, [0.2] * 5, name="error_rate"), healthy_latency(5))
+        with pytest.raises(InternalError, match="error_rate: sequential-count cannot judge series"):
+            evaluate(config, win, score_now=False)
+
+
+class TestRecord:
+    """The evidence a tick stores keeps its v1 shape."""
+
+    def test_judge_names_are_plain_strings(self, make_config: MakeConfig) -> None:
+        """Judges are recorded as their config spelling, plain str (what the store writes)."""
+        config = sequential_config(make_config)
+        record = evaluate(config, traffic_window(config, Traffic()), score_now=True).record()
+        judges = [m["judge"] for m in record["metrics"]] + [
+            s["judge"] for s in record["sequential"]
+        ]
+        assert judges == ["sequential-count", "sequential-mean"] * 2
+        assert all(type(j) is str for j in judges)

@@ -1,0 +1,269 @@
+"""The judge step of a tick: a fetched window in, every metric's judgement and the score out.
+
+Pure (no I/O, no clock): the scheduler runs it off the event loop, a whole wake-up's canaries in
+one batch, and the backtester runs the very same function on recordings.
+
+- Kill-switch rules are checked on every poll over the trailing ``window`` of each rule
+  (default: one analysis interval).
+- Mann-Whitney and threshold metrics are judged and scored only when the lifecycle asks for a
+  score (an interval boundary or the end of a stage), over the analysis window.
+- For a ``count`` metric, Mann-Whitney judges the per-step ratio events/exposure.
+- Sequential metrics (``sequential-count``, ``sequential-mean``) are recomputed on every poll
+  from the whole window since analysis started (:mod:`analyzer.tick.sequential`). When scored,
+  a failed one counts as High (Low for direction decrease), others as Pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, assert_never
+
+import numpy as np
+
+from analyzer.configs.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
+from analyzer.errors import InternalError
+from analyzer.metricdata import (
+    CountData,
+    CountSide,
+    FloatArray,
+    MetricData,
+    SeriesData,
+    SeriesSide,
+    SideName,
+    has_data,
+)
+from analyzer.model import JudgeName, Window
+from analyzer.tick.evaluation import Evaluation, MetricOutcome, SequentialOutcome, json_number
+from analyzer.tick.sequential import sequential_outcomes
+from judges.classifier import MannWhitneyOptions, classify
+from judges.labels import Direction, Label
+from judges.scorer import ScoredMetric, score_groups
+from judges.threshold import ThresholdResult, ThresholdRule, threshold_counts, threshold_series
+
+__all__ = ["evaluate", "per_step_series"]
+
+
+def per_step_series(data: MetricData, side: SideName) -> FloatArray:
+    """The per-step values a series judge sees: the series, or events/exposure for counts."""
+    match side:
+        case SideName.BASELINE:
+            arrays = data.baseline
+        case SideName.CANARY:
+            arrays = data.canary
+        case _:
+            assert_never(side)
+    match arrays:
+        case SeriesSide():
+            return arrays.values
+        case CountSide():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(arrays.exposure > 0, arrays.events / arrays.exposure, np.nan)
+            return np.asarray(ratio, dtype=np.float64)
+        case _:
+            assert_never(arrays)
+
+
+def _no_data_reason(window: Window) -> str:
+    """Each metric's cause, ``"<metric>: <cause>"``: the sources' errors name the side and role
+    (``"baseline, canary: empty result"``), not the metric, which the tick's reason must."""
+    names = tuple(f"{name}: " for name in window.metrics)
+    reasons = {
+        d.error if d.error.startswith(names) else f"{d.name}: {d.error or 'no data'}"
+        for d in window.metrics.values()
+    }
+    return "; ".join(sorted(reasons)) or "no metrics"
+
+
+def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluation:
+    """Judge one canary's window: kill-switch always, metrics and score when ``score_now``."""
+    usable = {name: has_data(d) for name, d in window.metrics.items()}
+    if not any(usable.values()):
+        return Evaluation(no_data=True, no_data_reason=_no_data_reason(window))
+    kill = tuple(_kill(rule, config, window) for rule in config.kill_switch)
+    sequential = sequential_outcomes(config, window)
+    if not score_now:
+        return Evaluation(kill=kill, sequential=sequential)
+    by_name = {s.name: s for s in sequential}
+    outcomes = tuple(_judged(m, config, window, by_name) for m in config.metrics)
+    scored = [
+        ScoredMetric(
+            name=o.name,
+            label=o.label,
+            groups=(metric.group,),
+            critical=o.critical,
+            muted=o.muted,
+            reason=o.reason,
+        )
+        for metric, o in zip(config.metrics, outcomes, strict=True)
+    ]
+    thresholds = config.score_thresholds
+    score = score_groups(
+        scored,
+        config.groups,
+        pass_threshold=thresholds.pass_,
+        marginal_threshold=thresholds.marginal,
+    )
+    return Evaluation(kill=kill, sequential=sequential, metrics=outcomes, score=score)
+
+
+def _judged(
+    metric: MetricConfig,
+    config: JudgeConfig,
+    window: Window,
+    sequential: Mapping[str, SequentialOutcome],
+) -> MetricOutcome:
+    """One metric's judgement for the score, by its judge."""
+    data = window.metrics.get(metric.name)
+    match metric.judge:
+        case JudgeName.SEQUENTIAL_COUNT | JudgeName.SEQUENTIAL_MEAN:
+            return _sequential_outcome(metric, sequential[metric.name])
+        case JudgeName.THRESHOLD:
+            return _threshold_outcome(metric, data)
+        case JudgeName.MANN_WHITNEY:
+            return _mann_whitney(metric, config, data)
+        case _:
+            assert_never(metric.judge)
+
+
+def _sequential_outcome(metric: MetricConfig, seq: SequentialOutcome) -> MetricOutcome:
+    """A sequential metric as the scorer sees it: High/Low when failed, Nodata without data."""
+    if not seq.has_data:
+        return _nodata(metric, seq.result.reason or "no data")
+    label = Label.PASS
+    if seq.failed:
+        label = Label.LOW if metric.direction is Direction.DECREASE else Label.HIGH
+    return MetricOutcome(
+        name=metric.name,
+        judge=metric.judge,
+        label=label,
+        reason=seq.reason,
+        critical=metric.critical and seq.failed,
+        muted=metric.muted,
+        details=seq.record(),
+    )
+
+
+def _rule(limits: ThresholdLimits, metric: str) -> ThresholdRule:
+    return ThresholdRule(
+        metric=metric,
+        min=limits.min,
+        max=limits.max,
+        max_increase=limits.max_increase,
+        max_ratio=limits.max_ratio,
+        min_points=limits.min_points,
+        min_exposure=limits.min_exposure,
+    )
+
+
+def _threshold(rule: ThresholdRule, data: MetricData, last: int | None) -> ThresholdResult:
+    cut = slice(-last, None) if last else slice(None)
+    judged = data.mapped(lambda values: values[cut])
+    match judged:
+        case CountData(baseline=b, canary=c):
+            return threshold_counts(rule, c.events, c.exposure, b.events, b.exposure)
+        case SeriesData(baseline=b, canary=c):
+            return threshold_series(rule, c.values, b.values)
+        case _:
+            assert_never(judged)
+
+
+def _kill(rule: KillRule, config: JudgeConfig, window: Window) -> ThresholdResult:
+    data = window.metrics.get(rule.metric)
+    if data is None or not has_data(data):
+        why = data.error if data is not None and data.error else "no data"
+        nan = float("nan")
+        return ThresholdResult(
+            metric=rule.metric, label=Label.NODATA, reason=why, canary=nan, baseline=nan
+        )
+    span = rule.window if rule.window is not None else config.analysis_interval
+    steps = max(1, math.ceil(span / config.step))
+    return _threshold(_rule(rule, rule.metric), data, steps)
+
+
+def _nodata(metric: MetricConfig, reason: str) -> MetricOutcome:
+    label = (
+        Label.NODATA_FAIL_METRIC if metric.must_have_data and not metric.critical else Label.NODATA
+    )
+    return MetricOutcome(
+        name=metric.name,
+        judge=metric.judge,
+        label=label,
+        reason=reason,
+        critical=metric.critical and label is Label.NODATA,
+        muted=metric.muted,
+    )
+
+
+def _unfetched(data: MetricData | None) -> str:
+    """Why the source has nothing for the metric (empty when it has)."""
+    return "not fetched" if data is None else data.error
+
+
+def _threshold_outcome(metric: MetricConfig, data: MetricData | None) -> MetricOutcome:
+    if data is None or data.error:
+        return _nodata(metric, _unfetched(data))
+    if metric.threshold is None:  # the config refuses a threshold judge without one
+        msg = f"{metric.name}: the threshold judge has no threshold"
+        raise InternalError(msg)
+    res = _threshold(_rule(metric.threshold, metric.name), data, None)
+    if res.label is Label.NODATA:
+        return _nodata(metric, res.reason)
+    return MetricOutcome(
+        name=metric.name,
+        judge=metric.judge,
+        label=res.label,
+        reason=res.reason,
+        critical=metric.critical and res.label in (Label.HIGH, Label.LOW),
+        muted=metric.muted,
+        details={"canary": json_number(res.canary), "baseline": json_number(res.baseline)},
+    )
+
+
+def _mann_whitney(
+    metric: MetricConfig, config: JudgeConfig, data: MetricData | None
+) -> MetricOutcome:
+    if data is None or data.error:
+        return _nodata(metric, _unfetched(data))
+    eff = metric.effect_size
+    options = MannWhitneyOptions(
+        direction=metric.direction,
+        tolerance=config.mann_whitney.tolerance,
+        confidence=config.mann_whitney.confidence,
+        effect_measure=eff.measure,
+        allowed_increase=eff.allowed_increase,
+        allowed_decrease=eff.allowed_decrease,
+        critical_increase=eff.critical_increase,
+        critical_decrease=eff.critical_decrease,
+        critical=metric.critical,
+        must_have_data=metric.must_have_data,
+        muted=metric.muted,
+        nan_strategy=metric.nan_strategy,
+        outliers=metric.outliers.strategy,
+        outlier_factor=metric.outliers.factor,
+    )
+    canary = per_step_series(data, SideName.CANARY)
+    res = classify(canary, per_step_series(data, SideName.BASELINE), options)
+    details: dict[str, Any] = {
+        "ratio": json_number(res.ratio),
+        "canary_mean": json_number(res.experiment.mean),
+        "baseline_mean": json_number(res.control.mean),
+        "canary_n": res.experiment.count,
+        "baseline_n": res.control.count,
+    }
+    if res.test is not None:
+        details |= {
+            "p_value": json_number(res.test.p_value),
+            "lower": json_number(res.test.lower),
+            "upper": json_number(res.test.upper),
+            "estimate": json_number(res.test.estimate),
+        }
+    return MetricOutcome(
+        name=metric.name,
+        judge=metric.judge,
+        label=res.label,
+        reason=res.reason,
+        critical=res.critical,
+        muted=res.muted,
+        details=details,
+    )
