@@ -50,6 +50,9 @@ class Daemon:
     telemetry: Telemetry = field(default_factory=Telemetry)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     ctx: ApiContext | None = None
+    dispatcher: WebhookDispatcher | None = None
+    """The webhook sender while the components run (its ``parked`` signal steers a fake
+    clock in tests)."""
 
     def _source(self, session: aiohttp.ClientSession) -> MetricSource:
         s = self.settings
@@ -97,6 +100,7 @@ class Daemon:
             rng=random.Random(),  # noqa: S311 — backoff jitter, not cryptography
             on_outcome=self._count_delivery,
         )
+        self.dispatcher = dispatcher
         ctx = app[_CTX_HOLDER]
         ctx.fleet = fleet
         # The scheduler and the webhook sender stop at the first SIGTERM (``stopping``), while
@@ -120,6 +124,7 @@ class Daemon:
             fleet.accepting = False
             stop.set()
             await _finish(tasks, s.shutdown_grace_s)
+            self.dispatcher = None
             await source.close()
             await session.close()
             await store.close()

@@ -92,6 +92,10 @@ class ScrapeSource:
         for side in SideName:
             self._history.pop((canary_id, side), None)
 
+    def remembered(self) -> frozenset[str]:
+        """The canaries the source holds scrape history for (what :meth:`forget` releases)."""
+        return frozenset(canary_id for canary_id, _ in self._history)
+
     async def close(self) -> None:
         """Drop every history; the session belongs to the caller."""
         self._history.clear()

@@ -10,12 +10,12 @@ from typing import Any
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import Canary, Mode, Side, Stage, Window
-from analyzer.sources.protocol import FetchRequest
+from analyzer.sources.protocol import FetchRequest, MetricSource
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
-from support.fakes import FakeSource, Handler, SteppedClock
+from support.fakes import Handler, SteppedClock
 
 __all__ = ["INTERVAL", "LONG", "PUBLIC_URL", "STAGES", "STEP", "Daemon", "Running", "by_deployment"]
 
@@ -42,7 +42,7 @@ class Daemon:
     """The scheduler's side of a daemon: fleet, scheduler and source over one store."""
 
     def __init__(
-        self, store: SqliteStore, clock: SteppedClock, telemetry: Telemetry, source: FakeSource
+        self, store: SqliteStore, clock: SteppedClock, telemetry: Telemetry, source: MetricSource
     ) -> None:
         self.store = store
         self.clock = clock
@@ -68,8 +68,10 @@ class Daemon:
         stages: tuple[Stage, ...] = STAGES,
         webhook_url: str | None = None,
         mode: Mode = Mode.LIVE,
+        targets: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
     ) -> Canary:
-        """Register a canary whose canary side is ``deployment``."""
+        """Register a canary whose canary side is ``deployment``; ``targets`` are the scrape
+        targets of the baseline and the canary (for a scrape source)."""
         version = await self.catalog.put(config)
         return await self.fleet.register(
             Registration(
@@ -77,8 +79,8 @@ class Daemon:
                 service="checkout",
                 config_hash=version.hash,
                 config_name=config.name,
-                baseline=Side(labels={"deployment": "baseline"}),
-                canary=Side(labels={"deployment": deployment}),
+                baseline=Side(labels={"deployment": "baseline"}, targets=targets[0]),
+                canary=Side(labels={"deployment": deployment}, targets=targets[1]),
                 stages=stages,
                 webhook_url=webhook_url,
                 mode=mode,

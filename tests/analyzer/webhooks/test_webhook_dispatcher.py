@@ -16,27 +16,13 @@ from analyzer.model import Action, Canary, Decision, Delivery, DeliveryState, Ph
 from analyzer.store.sqlite import SqliteStore
 from analyzer.webhooks.dispatcher import WebhookDispatcher
 from analyzer.webhooks.message import make_delivery, sign
+from support.dispatching import parked
 from support.fakes import SteppedClock
 from support.loopback import WEBHOOK_SECRET, Reply, WebhookReceiver
 
 HANG = Reply(hold_s=30.0)
 """Held until the receiver is released (or the client gives up)."""
 POLL_S = 1.0
-
-
-async def parked(dispatcher: WebhookDispatcher, clock: SteppedClock, *, limit: int = 200) -> float:
-    """Wait until ``dispatcher`` is parked until a poll still ahead of the fake clock (every
-    delivery it started is sent and recorded); returns that poll's time. Bounded."""
-    for _ in range(limit):
-        try:
-            async with asyncio.timeout(10):
-                await dispatcher.parked.wait()
-        except TimeoutError:
-            pytest.fail("the dispatcher did not park within 10 s")
-        if dispatcher.parked_until > clock.now():
-            return dispatcher.parked_until
-        dispatcher.parked.clear()  # seen: it is waking up for that poll; wait for the next park
-    pytest.fail(f"the dispatcher did not park ahead of the clock in {limit} polls")
 
 
 @dataclass

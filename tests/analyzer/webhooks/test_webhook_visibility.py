@@ -5,7 +5,6 @@ deliveries go out in decision order even while the first one is being retried.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +21,9 @@ from structlog.testing import capture_logs
 
 from analyzer.daemon import Daemon
 from analyzer.settings import load_settings
+from analyzer.webhooks.dispatcher import WebhookDispatcher
 from support.configs import config_body
+from support.dispatching import parked
 from support.fakes import T0, SteppedClock
 from support.loopback import WEBHOOK_SECRET, Reply, WebhookReceiver
 
@@ -66,6 +67,7 @@ class Running:
 
     clock: SteppedClock
     client: TestClient[web.Request, web.Application]
+    daemon: Daemon
 
     async def register(self, receiver: WebhookReceiver, **changes: Any) -> str:
         """Register a live canary whose webhook is ``receiver``; returns its id."""
@@ -90,6 +92,11 @@ class Running:
         assert response.status == 200, body
         return body
 
+    async def stored_attempts(self, canary_id: str) -> int:
+        """The attempt count recorded for the canary's first delivery (0 before there is one)."""
+        deliveries = (await self.canary(canary_id))["deliveries"]
+        return int(deliveries[0]["attempts"]) if deliveries else 0
+
     async def act(self, canary_id: str, action: str) -> None:
         """POST an action; asserts 200."""
         response = await self.client.post(
@@ -97,16 +104,28 @@ class Running:
         )
         assert response.status == 200, await response.json()
 
+    @property
+    def dispatcher(self) -> WebhookDispatcher:
+        """The running daemon's webhook sender."""
+        assert self.daemon.dispatcher is not None, "the daemon's components are not running"
+        return self.daemon.dispatcher
+
     async def until(self, check: Callable[[], Awaitable[bool]], *, limit: int = 400) -> None:
-        """Move the fake clock a second at a time (the dispatcher polls every half second)
-        until ``check()`` holds; bounded."""
+        """Check ``check()`` each time the dispatcher has parked (what it sent is recorded),
+        and jump the fake clock to its next poll while it does not hold; bounded."""
         for _ in range(limit):
+            at = await parked(self.dispatcher, self.clock)
             if await check():
                 return
-            await self.clock.advance(1.0)
-            await asyncio.sleep(0.005)  # the dispatcher's HTTP round trip is real I/O
-        msg = f"not reached after {limit} fake seconds"
+            await self.clock.jump_to(at)
+        msg = f"not reached after {limit} dispatcher polls"
         raise AssertionError(msg)
+
+    async def idle(self, polls: int) -> None:
+        """Let the dispatcher run ``polls`` polls, each after it has parked."""
+        for _ in range(polls):
+            await self.clock.jump_to(await parked(self.dispatcher, self.clock))
+        await parked(self.dispatcher, self.clock)
 
     async def deliveries_outcome(self, outcome: str) -> float:
         """canaryd_webhook_deliveries_total{outcome=...} from /metrics."""
@@ -144,9 +163,9 @@ async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         clock = SteppedClock()
-        app = Daemon(load_settings(), clock=clock).build()
-        async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
-            yield Running(clock=clock, client=client)
+        daemon = Daemon(load_settings(), clock=clock)
+        async with TestClient(TestServer(daemon.build(), host="127.0.0.1", port=0)) as client:
+            yield Running(clock=clock, client=client, daemon=daemon)
 
     try:
         yield started
@@ -174,8 +193,7 @@ class TestPermanentFailure:
                     return deliveries[0]["state"] != "pending"
 
                 await daemon.until(settled)
-                for _ in range(30):  # more time passes: no retry of a permanent failure
-                    await daemon.clock.advance(1.0)
+                await daemon.idle(30)  # thirty more polls: no retry of a permanent failure
                 body = await daemon.canary(canary_id)
                 failed = await daemon.deliveries_outcome("failed")
                 retried = await daemon.deliveries_outcome("retry")
@@ -218,13 +236,13 @@ class TestDecisionOrder:
             await daemon.clock.jump_to(T0 + 120)  # the end of stage 1: step to 50 %
 
             async def refused_twice() -> bool:
-                return len(webhook_receiver.attempts) >= 2
+                return await daemon.stored_attempts(canary_id) >= 2
 
             await daemon.until(refused_twice)
             await daemon.act(canary_id, "promote")
 
             async def refused_four_times() -> bool:
-                return len(webhook_receiver.attempts) >= 4
+                return await daemon.stored_attempts(canary_id) >= 4
 
             await daemon.until(refused_four_times)
             waiting = (await daemon.canary(canary_id))["deliveries"]
