@@ -20,7 +20,8 @@ deliveries go out one at a time in decision order.
 The URL policy (:func:`analyzer.webhooks.policy.check_webhook_url`) runs at
 registration and again before every attempt.
 
-aiohttp's exceptions are translated in :func:`_translated_errors` and never leave this module.
+One HTTP attempt (the POST, the reading of its answer, aiohttp's exceptions translated) is
+:mod:`analyzer.webhooks.attempt`; this module is the retry policy and the fair queue.
 A bad constructor argument (a timeout, backoff or limit that is not positive) is
 :class:`~analyzer.errors.InvalidInput` naming the argument. :attr:`WebhookDispatcher.parked`
 says when the loop sleeps with nothing in flight, as a fake clock's driver needs to know.
@@ -29,12 +30,9 @@ says when the loop sleeps with nothing in flight, as a fake clock's driver needs
 from __future__ import annotations
 
 import asyncio
-import math
 import random
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Callable, Collection
+from dataclasses import replace
 
 import aiohttp
 import structlog
@@ -49,72 +47,12 @@ from analyzer.errors import (
 )
 from analyzer.model import Delivery, DeliveryState
 from analyzer.store.protocol import Store
-from analyzer.webhooks.message import sign
+from analyzer.webhooks.attempt import Attempt, Outcome, classify, post
 from analyzer.webhooks.policy import check_webhook_url
 
 __all__ = ["WebhookDispatcher"]
 
 log = structlog.get_logger("canaryd.webhooks")
-
-USER_AGENT = "canaryd"
-_EXCERPT_BYTES = 256
-_RETRY_STATUSES = frozenset({408, 429})
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
-
-Outcome = Literal["delivered", "retry", "failed"]
-
-
-# one attempt ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Response:
-    status: int
-    retry_after: str | None
-    excerpt: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Attempt:
-    """What one attempt came to, before the retry policy is applied."""
-
-    outcome: Outcome
-    error: str = ""
-    status: int | None = None
-    retry_after_s: float | None = None
-
-
-@contextmanager
-def _translated_errors(timeout_s: float) -> Iterator[None]:
-    """The one place aiohttp's (and the timeout's) exceptions become canaryd's."""
-    try:
-        yield
-    except TimeoutError as exc:  # aiohttp's timeout errors are TimeoutErrors too
-        raise RetryableDelivery(f"timed out after {timeout_s:g}s") from exc
-    except aiohttp.InvalidURL as exc:
-        raise PermanentDelivery(f"invalid URL: {type(exc).__name__}") from exc
-    except aiohttp.ClientError as exc:
-        raise RetryableDelivery(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    """A numeric Retry-After (seconds); HTTP dates and nonsense are ignored."""
-    try:
-        seconds = float(value) if value is not None else math.nan
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _classify(response: _Response) -> _Attempt:
-    status = response.status
-    if 200 <= status < 300:
-        return _Attempt(outcome="delivered", status=status)
-    error = f"HTTP {status}" + (f": {response.excerpt}" if response.excerpt else "")
-    if status in _RETRY_STATUSES or status >= 500:
-        after = _retry_after_s(response.retry_after) if status in _RETRY_AFTER_STATUSES else None
-        return _Attempt(outcome="retry", error=error, status=status, retry_after_s=after)
-    if 300 <= status < 400:
-        error += " (redirects are not followed)"
-    return _Attempt(outcome="failed", error=error, status=status)
 
 
 def _check_positive(**arguments: float) -> None:
@@ -245,53 +183,20 @@ class WebhookDispatcher:
         self._report(updated, attempt, now)
         return updated
 
-    async def _attempt(self, delivery: Delivery) -> _Attempt:
+    async def _attempt(self, delivery: Delivery) -> Attempt:
         try:
             check_webhook_url(delivery.url, self._allowed_hosts)
         except InvalidInput as exc:
-            return _Attempt(outcome="failed", error=f"webhook URL refused: {exc.message}")
+            return Attempt(outcome="failed", error=f"webhook URL refused: {exc.message}")
         try:
-            response = await self._post(delivery)
+            response = await post(self._session, delivery, self._secret, self._timeout_s)
         except RetryableDelivery as exc:
-            return _Attempt(outcome="retry", error=str(exc))
+            return Attempt(outcome="retry", error=str(exc))
         except PermanentDelivery as exc:
-            return _Attempt(outcome="failed", error=str(exc))
-        return _classify(response)
+            return Attempt(outcome="failed", error=str(exc))
+        return classify(response)
 
-    async def _post(self, delivery: Delivery) -> _Response:
-        signature = sign(delivery.body, self._secret)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Canaryd-Event": delivery.event,
-            "X-Canaryd-Delivery": delivery.delivery_id,
-            "X-Canaryd-Signature-256": signature,
-        }
-        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-        with _translated_errors(self._timeout_s):
-            async with self._session.post(
-                delivery.url,
-                data=delivery.body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                excerpt = await response.content.read(_EXCERPT_BYTES)
-                return _Response(
-                    status=response.status,
-                    retry_after=response.headers.get("Retry-After"),
-                    excerpt=self._scrub(excerpt.decode("utf-8", "replace"), signature),
-                )
-
-    def _scrub(self, text: str, signature: str) -> str:
-        """A response excerpt fit for logs and the store: one line, no secret, no signature."""
-        text = " ".join(text.split())
-        for sensitive in (signature.removeprefix("sha256="), self._secret):
-            if sensitive:
-                text = text.replace(sensitive, "[redacted]")
-        return text
-
-    def _settle(self, delivery: Delivery, attempt: _Attempt, now: float) -> Delivery:
+    def _settle(self, delivery: Delivery, attempt: Attempt, now: float) -> Delivery:
         """The row after an attempt: delivered, failed, or pending again with a backoff."""
         attempts = delivery.attempts + 1
         match attempt.outcome:
@@ -313,7 +218,7 @@ class WebhookDispatcher:
             case "retry":
                 return self._reschedule(delivery, attempt, now)
 
-    def _reschedule(self, delivery: Delivery, attempt: _Attempt, now: float) -> Delivery:
+    def _reschedule(self, delivery: Delivery, attempt: Attempt, now: float) -> Delivery:
         attempts = delivery.attempts + 1
         deadline = delivery.created_at + self._give_up_after_s
         if now >= deadline:
@@ -337,7 +242,7 @@ class WebhookDispatcher:
         ceiling = min(self._max_backoff_s, self._base_backoff_s * 2.0 ** min(previous_attempts, 64))
         return ceiling * self._rng.uniform(0.5, 1.0)
 
-    def _report(self, updated: Delivery, attempt: _Attempt, now: float) -> None:
+    def _report(self, updated: Delivery, attempt: Attempt, now: float) -> None:
         fields: dict[str, object] = {
             "delivery_id": updated.delivery_id,
             "canary_id": updated.canary_id,
