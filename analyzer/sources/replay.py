@@ -14,19 +14,50 @@ count over 60 s) comes back all-NaN with ``MetricData.error`` saying why.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from analyzer.metricdata import FloatArray, MetricData, missing_metric
 from analyzer.model import Window
-from analyzer.offline.recording import Recording
 from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.window import Grid
 
-__all__ = ["ReplaySource"]
+__all__ = ["Recorded", "ReplaySource"]
 
 IndexArray = npt.NDArray[np.int64]
+
+
+class Recorded(Protocol):
+    """What the replay source reads of a recording (:class:`analyzer.offline.recording.Recording`
+    is one; the source stays below the offline tools that parse and write the format)."""
+
+    @property
+    def name(self) -> str:
+        """The recording's name, for error messages."""
+        ...
+
+    @property
+    def start(self) -> float:
+        """Seconds since the epoch of step 0."""
+        ...
+
+    @property
+    def step_s(self) -> float:
+        """Seconds between recorded steps."""
+        ...
+
+    @property
+    def steps(self) -> int:
+        """How many steps every metric holds."""
+        ...
+
+    @property
+    def metrics(self) -> Mapping[str, MetricData]:
+        """Every recorded metric by name."""
+        ...
 
 
 class ReplaySource:
@@ -36,7 +67,7 @@ class ReplaySource:
     default its recorded ``start``.
     """
 
-    def __init__(self, recording: Recording, *, rebase: float | None = None) -> None:
+    def __init__(self, recording: Recorded, *, rebase: float | None = None) -> None:
         self.recording = recording
         self._start = recording.start if rebase is None else rebase
 
