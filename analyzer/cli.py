@@ -21,6 +21,7 @@ from analyzer.configs.judgeconfig import (
     parse_duration,
     validation_message,
 )
+from analyzer.configs.overlap import overlap_warnings
 from analyzer.errors import InvalidInput, SourceError
 from analyzer.model import Stage
 from analyzer.offline.backtest import backtest, check_step, format_summary, format_table, summarize
@@ -55,6 +56,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         config = load_config(Path(path))
         metrics = ", ".join(f"{m.name} ({m.judge})" for m in config.metrics)
         print(f"{path}: ok — {config.name} v{config_hash(config)[:12]}: {metrics}")
+        for warning in overlap_warnings(config):
+            print(f"canaryd validate: warning: {path}: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -33,10 +33,16 @@ import numpy.typing as npt
 from judges.arrays import FloatArray
 from judges.judgement import Evidence, MetricJudgement, StatsArrays, Verdicts
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
+from judges.mannwhitney.dependence import (
+    Dependence,
+    effective_size,
+    lag1_autocorrelation,
+    variance_factor,
+)
 from judges.mannwhitney.ranksum import mann_whitney_arrays
 from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, describe, prepare
 
-__all__ = ["MannWhitneyOptions", "classify", "classify_stacked"]
+__all__ = ["MannWhitneyOptions", "classify", "classify_stacked", "prepared"]
 
 _NO_EFFECT = {EffectMeasure.MEAN_RATIO: 1.0, EffectMeasure.CLES: 0.5}
 
@@ -60,6 +66,9 @@ class MannWhitneyOptions:
     nan_strategy: NanStrategy = NanStrategy.REMOVE
     outliers: OutlierStrategy = OutlierStrategy.KEEP
     outlier_factor: float = DEFAULT_OUTLIER_FACTOR
+    dependence: Dependence = Dependence.NONE
+    """``adjust``: inflate Var(U) for serially dependent samples (not Kayenta; see
+    :mod:`judges.mannwhitney.dependence`)."""
 
     def __post_init__(self) -> None:
         if not self.tolerance >= 0.0 or not math.isfinite(self.tolerance):
@@ -83,22 +92,28 @@ def classify(
 ) -> MetricJudgement:
     """Classify one metric: canary (experiment) values against baseline (control) values."""
     opts = options or MannWhitneyOptions()
-    x = prepare(
-        experiment,
-        nan_strategy=opts.nan_strategy,
-        outliers=opts.outliers,
-        outlier_factor=opts.outlier_factor,
-    )
-    y = prepare(
-        control,
-        nan_strategy=opts.nan_strategy,
-        outliers=opts.outliers,
-        outlier_factor=opts.outlier_factor,
-    )
+    x, y = prepared(experiment, control, opts)
     special = _special_case(x, y, opts)
     if special is not None:
         return special
     return _decide_rows(x[None, :], y[None, :], opts)[0]
+
+
+def prepared(
+    experiment: npt.ArrayLike, control: npt.ArrayLike, options: MannWhitneyOptions
+) -> tuple[FloatArray, FloatArray]:
+    """Both sides after the NaN strategy and outlier removal: the values :func:`classify`
+    tests, in their original order."""
+
+    def one(side: npt.ArrayLike) -> FloatArray:
+        return prepare(
+            side,
+            nan_strategy=options.nan_strategy,
+            outliers=options.outliers,
+            outlier_factor=options.outlier_factor,
+        )
+
+    return one(experiment), one(control)
 
 
 def classify_stacked(
@@ -182,6 +197,18 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     return None
 
 
+def _variance_factor(x: FloatArray, y: FloatArray, dependence: Dependence) -> FloatArray | None:
+    """Per row, how much serial dependence inflates Var(U); None for Kayenta's test. ``x`` and
+    ``y`` are in time order (the autocorrelation needs it)."""
+    match dependence:
+        case Dependence.NONE:
+            return None
+        case Dependence.ADJUST:
+            r = lag1_autocorrelation(x, y)
+            n, m = x.shape[1], y.shape[1]
+            return variance_factor(n, m, effective_size(n, r), effective_size(m, r))
+
+
 def _decide_rows(
     x: FloatArray,
     y: FloatArray,
@@ -193,7 +220,12 @@ def _decide_rows(
     sorted, when the caller has them)."""
     xs, ys = ordered if ordered is not None else (np.sort(x, axis=1), np.sort(y, axis=1))
     tests = mann_whitney_arrays(
-        xs, ys, confidence=opts.confidence, tolerance=opts.tolerance, assume_sorted=True
+        xs,
+        ys,
+        confidence=opts.confidence,
+        tolerance=opts.tolerance,
+        assume_sorted=True,
+        variance_factor=_variance_factor(x, y, opts.dependence),
     )
     ex, ct = StatsArrays.of(x, xs), StatsArrays.of(y, ys)
     with np.errstate(divide="ignore", invalid="ignore"):

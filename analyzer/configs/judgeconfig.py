@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import string
 from enum import StrEnum
@@ -17,24 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
+from analyzer.configs.durations import Duration, parse_duration
 from analyzer.errors import InvalidInput
 from analyzer.metricdata import MetricKind
 from analyzer.model import InconclusivePolicy, JudgeName, NoDataPolicy
 from judges.labels import Direction, EffectMeasure, NanStrategy, OutlierStrategy
+from judges.mannwhitney.dependence import Dependence
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "Duration",
     "JudgeConfig",
     "MetricConfig",
     "config_hash",
@@ -46,44 +39,7 @@ __all__ = [
 
 BUILTIN_VARIABLES = frozenset({"selector", "step", "window"})
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$"
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"10m"``, ``"1h30m"`` or ``"500ms"`` (≥ 0)."""
-    if isinstance(value, bool):
-        msg = "a duration is a number of seconds or a string like '10m'"
-        raise ValueError(msg)
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and _DURATION.match(value.strip()):
-        seconds = sum(float(n) * _UNIT_S[u] for n, u in _PART.findall(value.strip()))
-    else:
-        msg = f"invalid duration {value!r}: use a number of seconds or e.g. '90s', '10m', '1h30m'"
-        raise ValueError(msg)
-    if seconds < 0 or not math.isfinite(seconds):
-        msg = f"a duration must be finite and ≥ 0, got {value!r}"
-        raise ValueError(msg)
-    return seconds
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$"},
-            ],
-            "description": "seconds, or a duration string such as '90s', '10m', '1h30m'",
-        }
-    ),
-    PlainSerializer(lambda s: s, return_type=float),
-]
 
 
 def _inline(enum: type[StrEnum], title: str) -> WithJsonSchema:
@@ -159,6 +115,12 @@ class MetricConfig(_Model):
     effect_size: EffectSize = EffectSize()
     nan_strategy: NanStrategy = NanStrategy.REMOVE
     outliers: Outliers = Outliers()
+    dependence: Dependence = Field(
+        default=Dependence.NONE,
+        exclude_if=lambda value: value is Dependence.NONE,  # absent: the hash stays as it was
+        description="mann-whitney: 'adjust' widens the test for serially dependent samples "
+        "(an effective sample size from the lag-1 autocorrelation); 'none' is Kayenta's test",
+    )
     threshold: ThresholdLimits | None = None
     query: str | CountQuery
 
@@ -181,6 +143,9 @@ class MetricConfig(_Model):
             raise ValueError(msg)
         if self.judge is JudgeName.SEQUENTIAL_MEAN and self.tolerance is None:
             msg = "tolerance: sequential-mean needs the allowed change in the metric's units"
+            raise ValueError(msg)
+        if self.dependence is not Dependence.NONE and self.judge is not JudgeName.MANN_WHITNEY:
+            msg = f"dependence: only the mann-whitney judge adjusts for it, not {self.judge}"
             raise ValueError(msg)
         ratio = self.tolerance
         if self.judge is JudgeName.SEQUENTIAL_COUNT and ratio is not None and ratio <= 1:

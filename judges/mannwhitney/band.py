@@ -41,7 +41,8 @@ class Band:
     x: FloatArray
     y: FloatArray
     band: FloatArray
-    zq: float
+    zq: float | FloatArray
+    """The normal quantile: one for all rows, or one per row (a widened test)."""
     u: FloatArray
     sigma: FloatArray
     """σ with the pooled ties at d = 0."""
@@ -91,7 +92,8 @@ def band_tests(
         if not rows.size:
             continue
         w = _w_exact(bt, rows, sign * bt.band[rows])
-        flags[rows] = w > bt.zq if sign > 0 else w < -bt.zq
+        zq = bt.zq if isinstance(bt.zq, float) else bt.zq[rows]
+        flags[rows] = w > zq if sign > 0 else w < -zq
     return above, beneath
 
 

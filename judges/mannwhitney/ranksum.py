@@ -214,14 +214,23 @@ def mann_whitney_arrays(
     tolerance: float | None = None,
     chunk: int = 256,
     assume_sorted: bool = False,
+    variance_factor: FloatArray | None = None,
 ) -> MannWhitneyArrays:
     """:func:`mann_whitney_batch` as columns, for callers that vectorise what follows;
-    ``assume_sorted`` skips sorting rows the caller has already sorted."""
+    ``assume_sorted`` skips sorting rows the caller has already sorted.
+
+    ``variance_factor`` (one per row, ≥ 1) inflates Var(U) for serially dependent samples
+    (:mod:`judges.mannwhitney.dependence`): W(d) = (U(d) − nm/2 − ½·sign)/(σ(d)·√f) is compared
+    with z, which is the same as comparing R's W(d) with z·√f, so the interval, the band tests
+    and the p-value all use that quantile. None is Kayenta's test, untouched."""
     x, y = _validated(experiment, control, confidence, tolerance)
     b, n = x.shape
     m = y.shape[1]
     pairs = n * m
-    zq = z_quantile(confidence)
+    zq: float | FloatArray = z_quantile(confidence)
+    widen = None if variance_factor is None else _widening(variance_factor, b)
+    if widen is not None:
+        zq = zq * widen
     xs, ys = np.empty((b, n)), np.empty((b, m))
     u, pooled, sigma0 = np.empty(b), np.empty(b), np.empty(b)
     tie_within, longest = np.empty(b), np.empty(b)
@@ -239,8 +248,9 @@ def mann_whitney_arrays(
         longest[rows] = x_runs.longest + y_runs.longest
         # Interval: σ between the jump points counts ties within each sample only.
         sigma0[rows] = sigma(n, m, tie_within[rows])
-        k_lower[rows] = _root_rank(pairs, zq * sigma0[rows])
-        k_upper[rows] = _root_rank(pairs, -zq * sigma0[rows])
+        zq_rows = zq if isinstance(zq, float) else zq[rows]
+        k_lower[rows] = _root_rank(pairs, zq_rows * sigma0[rows])
+        k_upper[rows] = _root_rank(pairs, -zq_rows * sigma0[rows])
         u[rows], pooled[rows], parts, unsettled[:, rows] = orderstats.chunk_statistics(
             xs[rows],
             ys[rows],
@@ -258,8 +268,9 @@ def mann_whitney_arrays(
     # p-value as scipy's asymptotic method: ties over the pooled sample at d = 0.
     sigma_pooled = sigma(n, m, pooled)
     u_big = np.maximum(u, pairs - u)
+    spread = sigma_pooled if widen is None else sigma_pooled * widen
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (u_big - pairs / 2.0 - 0.5) / sigma_pooled
+        z = (u_big - pairs / 2.0 - 0.5) / spread
         p = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
     p = np.where(np.isnan(p), 1.0, p)
 
@@ -300,6 +311,15 @@ def mann_whitney_arrays(
         constant=constant,
         confidence=confidence,
     )
+
+
+def _widening(variance_factor: FloatArray, rows: int) -> FloatArray:
+    """√f per row, checked: one finite factor ≥ 1 per row."""
+    f = np.asarray(variance_factor, dtype=np.float64)
+    if f.shape != (rows,) or not np.all(np.isfinite(f)) or np.any(f < 1.0):
+        msg = f"variance_factor must hold one finite value ≥ 1 per row, got shape {f.shape}"
+        raise ValueError(msg)
+    return np.asarray(np.sqrt(f), dtype=np.float64)
 
 
 def _rank_groups(k_lower: IntArray, k_upper: IntArray, pairs: int) -> list[IntArray]:
