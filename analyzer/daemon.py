@@ -84,7 +84,15 @@ class Daemon:
         catalog = Catalog(store, self.clock)
         loaded = await catalog.load_dir(s.config_dir)
         fleet = Fleet(store, catalog, self.clock, self.telemetry, public_url=self._public_url())
-        scheduler = Scheduler(fleet, source, self.clock, max_concurrency=s.max_concurrency)
+        scheduler = Scheduler(
+            fleet,
+            source,
+            self.clock,
+            max_concurrency=s.max_concurrency,
+            # each query has the source's timeout; a whole fetch (queued queries, parsing)
+            # gets twice that and a second more before its canary's tick goes on without it
+            fetch_timeout_s=2 * s.source_timeout_s + 1.0,
+        )
         fleet.on_change = scheduler.poke
         resumed = await fleet.load()
         self.telemetry.watch_phases(fleet.phase_counts)

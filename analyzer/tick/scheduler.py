@@ -1,11 +1,14 @@
-"""The hot loop: find the due canaries, and tick them — fetch → judge → decide → record.
+"""The hot loop: find the due canaries, and tick each — fetch → judge → decide → record.
 
-One wake-up handles every canary that is due: their windows are fetched concurrently (bounded
-by a semaphore, each with the source's timeout) over the process's one ``ClientSession``;
-their judging — the CPU work — runs as ONE batch in a worker thread so the event loop never
-stalls; then each canary's decision is taken and recorded under its lock. Ticks are due on a
-fixed grid (``anchor + k·step``), so the work time is subtracted from the sleep and ticks do not
-drift; a wake-up that comes late skips to the next slot rather than piling up.
+Every due canary's tick is its own task: it proceeds as soon as its own fetch completes or
+times out, so a slow canary (a hanging target, a huge body, a slow Prometheus) never delays
+another's tick or kill-switch. Fetches are bounded by a semaphore (FIFO, so past capacity the
+oldest due tick goes first and lag grows smoothly) and by a hard deadline per fetch on top of
+the source's own timeout; judging — the CPU work — runs in a worker thread so the event loop
+never stalls; then the canary's decision is taken and recorded under its lock. A canary has at
+most one tick in flight. Ticks are due on a fixed grid (``anchor + k·step``), so the work time
+is subtracted from the sleep and ticks do not drift; a tick that comes late skips to the next
+slot rather than piling up.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import structlog
 
 from analyzer.clock import Clock
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.errors import CanarydError, InternalError
+from analyzer.errors import CanarydError, InternalError, InvalidInput
 from analyzer.model import Canary, Phase, Tick, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery, MetricSource
 from analyzer.tick.evaluation import Evaluation
@@ -56,13 +59,27 @@ class Scheduler:
         clock: Clock,
         *,
         max_concurrency: int = 256,
+        fetch_timeout_s: float | None = None,
     ) -> None:
+        if max_concurrency < 1:
+            raise InvalidInput("max_concurrency", f"must be ≥ 1, got {max_concurrency!r}")
+        if fetch_timeout_s is not None and not fetch_timeout_s > 0:
+            raise InvalidInput("fetch_timeout_s", f"must be positive, got {fetch_timeout_s!r}")
         self.fleet = fleet
         self.source = source
         self.clock = clock
         self._limit = asyncio.Semaphore(max_concurrency)
+        self._fetch_timeout_s = fetch_timeout_s
+        """A hard bound on one canary's whole fetch (None: the source's own timeouts only)."""
         self._next_due: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        """The tick in flight of each canary that has one."""
+        self.parked = asyncio.Event()
+        """Set while :meth:`run` sleeps until :attr:`parked_until` with no tick in flight:
+        nothing changes until the clock reaches it, a canary is poked, or ``stop`` is set. (A
+        test jumps a fake clock only while the scheduler is parked, never mid-tick.)"""
+        self.parked_until = 0.0
 
     def poke(self) -> None:
         """Something changed (a registration, an action): look at the canaries again now."""
@@ -86,6 +103,8 @@ class Scheduler:
         for canary in list(self.fleet.canaries.values()):
             if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
                 continue
+            if canary.id in self._running:  # its tick is still in flight
+                continue
             due_at = self._next_due.setdefault(canary.id, now)
             if due_at > now:
                 continue
@@ -100,29 +119,56 @@ class Scheduler:
         return out
 
     def next_wake(self, now: float, default: float = 1.0) -> float:
-        """Seconds until the earliest due tick (at most ``default``)."""
-        live = [self._next_due.get(cid, now) for cid in self.fleet.canaries]
+        """Seconds until the earliest due tick (at most ``default``); a canary whose tick is
+        in flight is due again only once it has finished (which wakes the loop)."""
+        live = [
+            self._next_due.get(cid, now) for cid in self.fleet.canaries if cid not in self._running
+        ]
         return max(0.0, min([*live, now + default]) - now)
+
+    @property
+    def in_flight(self) -> int:
+        """How many ticks are running now."""
+        return len(self._running)
 
     # -- loop -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set; an in-flight batch always finishes its recording.
+        """Tick until ``stop`` is set; the ticks in flight then finish their recording.
 
-        A failure is contained to the canary it concerns (see ``due`` and ``tick_batch``);
-        should a whole wake-up still fail — finding what is due included — it is logged and
-        every live canary waits a short pause, so the loop neither stops ticking the fleet nor
-        spins on the same failure.
+        A failure is contained to the canary it concerns (see ``due`` and ``tick``); should a
+        whole wake-up still fail — finding what is due included — it is logged and every live
+        canary waits a short pause, so the loop neither stops ticking the fleet nor spins on
+        the same failure.
         """
-        while not stop.is_set():
-            now = self.clock.now()
-            try:
-                batch = self.due(now)
-                if batch:
-                    await self.tick_batch(batch, now)
-            except Exception:  # the loop must outlive any one wake-up
-                log.exception("scheduler.wakeup_failed")
-                self._pause_all(now + _FAILED_WAKE_PAUSE_S)
-            await self._sleep(self.next_wake(self.clock.now()), stop)
+        try:
+            while not stop.is_set():
+                now = self.clock.now()
+                try:
+                    for item in self.due(now):
+                        self._start(item, now)
+                except Exception:  # the loop must outlive any one wake-up
+                    log.exception("scheduler.wakeup_failed")
+                    self._pause_all(now + _FAILED_WAKE_PAUSE_S)
+                await self._sleep(self.next_wake(self.clock.now()), stop)
+        finally:
+            running = list(self._running.values())
+            if running:  # bounded: every fetch has a deadline; the daemon's grace cancels
+                await asyncio.gather(*running, return_exceptions=True)
+
+    def _start(self, item: Due, now: float) -> None:
+        """The canary's tick as its own task; when it ends, the loop looks again."""
+        task = asyncio.create_task(self.tick(item, now), name=f"tick-{item.canary.id}")
+        self._running[item.canary.id] = task
+
+        def finished(done: asyncio.Task[None]) -> None:
+            if self._running.get(item.canary.id) is done:
+                del self._running[item.canary.id]
+            if not done.cancelled() and done.exception() is not None:
+                log.error("tick.failed", canary_id=item.canary.id, error=repr(done.exception()))
+                self._next_due[item.canary.id] = self.clock.now() + _FAILED_WAKE_PAUSE_S
+            self._wake.set()
+
+        task.add_done_callback(finished)
 
     def _pause_all(self, until: float) -> None:
         """Every live canary's next tick no earlier than ``until``."""
@@ -131,28 +177,39 @@ class Scheduler:
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
         self._wake.clear()
+        nap = self.clock.sleep(seconds)  # made first: it fixes the deadline
+        self.parked_until = self.clock.now() + seconds
+        if not self._running:
+            self.parked.set()
         waiters = [
-            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(nap),
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(stop.wait()),
         ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.parked.clear()
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def tick_batch(self, batch: Sequence[Due], now: float) -> None:
-        """One wake-up: fetch → judge → decide → act and record, for every due canary."""
+        """Tick every canary of ``batch`` concurrently, each on its own (as the loop does), and
+        return when all have finished."""
+        async with asyncio.TaskGroup() as group:
+            for item in batch:
+                group.create_task(self.tick(item, now))
+
+    async def tick(self, item: Due, now: float) -> None:
+        """One canary's tick: fetch → judge (in a worker thread) → decide → act and record."""
         started = time.perf_counter()
-        windows = await self._fetch_all(batch, now)
-        evaluations = await asyncio.to_thread(_judge_all, batch, windows)
-        for item, window, ev in zip(batch, windows, evaluations, strict=True):
-            with structlog.contextvars.bound_contextvars(
-                canary_id=item.canary.id, service=item.canary.service
-            ):
-                await self._decide_and_record(item, window, ev, now, started)
+        with structlog.contextvars.bound_contextvars(
+            canary_id=item.canary.id, service=item.canary.service
+        ):
+            window = await self._fetch_one(item, now)
+            ev = await asyncio.to_thread(_judge, item, window)
+            await self._decide_and_record(item, window, ev, now, started)
 
     # -- fetch ------------------------------------------------------------------------------
     def request(self, canary: Canary, config: JudgeConfig, now: float) -> FetchRequest:
@@ -174,24 +231,21 @@ class Scheduler:
 
     async def _fetch_one(self, item: Due, now: float) -> Window | str | None:
         """The canary's window; None when it needs none (warm-up); the error text when the
-        fetch failed as a whole (a template the source refuses, say) — never an exception, so
-        one canary cannot fail the others' wake-up."""
+        fetch failed as a whole (a template the source refuses, the hard deadline passed) —
+        never an exception, so one canary cannot fail another's tick."""
         if item.canary.phase is not Phase.RUNNING:
             return None
-        structlog.contextvars.bind_contextvars(  # this task's own context: the fetch's log lines
-            canary_id=item.canary.id, service=item.canary.service
-        )
+        request = self.request(item.canary, item.config, now)
         async with self._limit:
             try:
-                return await self.source.fetch(self.request(item.canary, item.config, now))
+                async with asyncio.timeout(self._fetch_timeout_s):
+                    return await self.source.fetch(request)
             except CanarydError as exc:
                 log.warning("tick.fetch_failed", error=str(exc))
                 return f"fetch failed: {exc}"
-
-    async def _fetch_all(self, batch: Sequence[Due], now: float) -> list[Window | str | None]:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._fetch_one(item, now)) for item in batch]
-        return [task.result() for task in tasks]
+            except TimeoutError:
+                log.warning("tick.fetch_timed_out", timeout_s=self._fetch_timeout_s)
+                return f"fetch failed: no answer within {self._fetch_timeout_s:g}s"
 
     # -- decide and record ------------------------------------------------------------------
     async def _decide_and_record(
@@ -275,18 +329,14 @@ class Scheduler:
         )
 
 
-def _judge_all(batch: Sequence[Due], windows: Sequence[Window | str | None]) -> list[Evaluation]:
-    """The CPU work of one wake-up, run in a worker thread: every due canary's evaluation.
-    A canary whose fetch or judging failed gets a no-data evaluation naming the cause."""
-    out = []
-    for item, window in zip(batch, windows, strict=True):
-        if window is None:
-            out.append(Evaluation())
-        elif isinstance(window, str):
-            out.append(Evaluation(no_data=True, no_data_reason=window))
-        else:
-            out.append(_judge_one(item, window))
-    return out
+def _judge(item: Due, window: Window | str | None) -> Evaluation:
+    """The CPU work of one tick, run in a worker thread. A canary whose fetch or judging
+    failed gets a no-data evaluation naming the cause."""
+    if window is None:
+        return Evaluation()
+    if isinstance(window, str):
+        return Evaluation(no_data=True, no_data_reason=window)
+    return _judge_one(item, window)
 
 
 def _judge_one(item: Due, window: Window) -> Evaluation:

@@ -1,32 +1,40 @@
-"""Steering a fake clock around the webhook dispatcher: jump time only while it is parked.
+"""Steering a fake clock around the daemon's loops: jump time only while they are parked.
 
-The dispatcher sets :attr:`~analyzer.webhooks.dispatcher.WebhookDispatcher.parked` when it
-sleeps until its next poll with no delivery in flight. A test that waits for that signal before
-moving the clock never races a real HTTP round trip against fake time.
+The webhook dispatcher and the scheduler set ``parked`` when they sleep until ``parked_until``
+with nothing in flight (no delivery, no tick). A test that waits for that signal before moving
+the clock never races a real HTTP round trip or a worker thread against fake time.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import pytest
 
-from analyzer.webhooks.dispatcher import WebhookDispatcher
 from support.fakes import SteppedClock
 
-__all__ = ["parked"]
+
+class Parks(Protocol):
+    """A loop that says when it is parked (the dispatcher, the scheduler)."""
+
+    parked: asyncio.Event
+    parked_until: float
 
 
-async def parked(dispatcher: WebhookDispatcher, clock: SteppedClock, *, limit: int = 200) -> float:
-    """Wait until ``dispatcher`` is parked until a poll still ahead of the fake clock (every
-    delivery it started is sent and recorded); returns that poll's time. Bounded."""
+__all__ = ["Parks", "parked"]
+
+
+async def parked(loop: Parks, clock: SteppedClock, *, limit: int = 200) -> float:
+    """Wait until ``loop`` is parked until a time still ahead of the fake clock (everything it
+    started is done and recorded); returns that time. Bounded."""
     for _ in range(limit):
         try:
             async with asyncio.timeout(10):
-                await dispatcher.parked.wait()
+                await loop.parked.wait()
         except TimeoutError:
-            pytest.fail("the dispatcher did not park within 10 s")
-        if dispatcher.parked_until > clock.now():
-            return dispatcher.parked_until
-        dispatcher.parked.clear()  # seen: it is waking up for that poll; wait for the next park
-    pytest.fail(f"the dispatcher did not park ahead of the clock in {limit} polls")
+            pytest.fail(f"{type(loop).__name__} did not park within 10 s")
+        if loop.parked_until > clock.now():
+            return loop.parked_until
+        loop.parked.clear()  # seen: it is waking up for that poll; wait for the next park
+    pytest.fail(f"{type(loop).__name__} did not park ahead of the clock in {limit} wake-ups")

@@ -8,9 +8,8 @@ No mocks of our own code: each fake implements the protocol the daemon talks to 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
@@ -156,35 +155,8 @@ def outage(reason: str = "source unavailable: connection refused") -> Handler:
 
 # -- clock ------------------------------------------------------------------------------------
 class SteppedClock(FakeClock):
-    """A FakeClock that also tells the test when a task has gone to sleep on it, so the test
-    jumps time only while the scheduler is parked (never mid-tick)."""
-
-    def __init__(self, start: float = T0) -> None:
-        super().__init__(start)
-        self.deadlines: list[float] = []
-        self._parked = asyncio.Event()
-
-    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
-        """Note the deadline, signal "parked", then sleep on the fake time (the deadline is
-        fixed by the call, as FakeClock's)."""
-        self.deadlines.append(self.now() + max(0.0, seconds))
-        self._parked.set()
-        return super().sleep(seconds)
-
-    async def parked(self, *, limit: int = 200) -> float:
-        """Wait until a sleeper is parked with a deadline in the future; returns the deadline.
-
-        Bounded: at most ``limit`` sleeps are looked at (a busy loop fails the test)."""
-        for _ in range(limit):
-            async with asyncio.timeout(10):
-                await self._parked.wait()
-            self._parked.clear()
-            if self.deadlines[-1] > self.now():
-                for _ in range(3):  # let the sleeper reach its wait
-                    await asyncio.sleep(0)
-                return self.deadlines[-1]
-        msg = f"no task parked on the clock after {limit} sleeps"
-        raise AssertionError(msg)
+    """A FakeClock the test moves in jumps; the daemon's loops say when they are parked
+    (``support.dispatching.parked``), so the test jumps only then, never mid-tick."""
 
     async def jump_to(self, at: float) -> None:
         """Move the time to ``at`` in one jump (nothing happens in between)."""

@@ -15,6 +15,7 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
+from support.dispatching import parked
 from support.fakes import Handler, SteppedClock
 
 __all__ = ["INTERVAL", "LONG", "PUBLIC_URL", "STAGES", "STEP", "Daemon", "Running", "by_deployment"]
@@ -103,7 +104,8 @@ class Daemon:
 
 
 class Running:
-    """``Scheduler.run`` as a task, moved along by jumping the fake clock while it sleeps."""
+    """``Scheduler.run`` as a task, moved along by jumping the fake clock while it is parked
+    (asleep with no tick in flight)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -113,7 +115,7 @@ class Running:
 
     async def __aenter__(self) -> Running:
         self.task = asyncio.create_task(self.daemon.scheduler.run(self.stop))
-        self.deadline = await self.daemon.clock.parked()
+        self.deadline = await parked(self.daemon.scheduler, self.daemon.clock)
         return self
 
     async def __aexit__(
@@ -127,7 +129,7 @@ class Running:
     async def jump(self, at: float) -> None:
         """Jump straight to ``at`` (a late wake-up if slots were skipped) and let it settle."""
         await self.daemon.clock.jump_to(at)
-        self.deadline = await self.daemon.clock.parked()
+        self.deadline = await parked(self.daemon.scheduler, self.daemon.clock)
 
     async def until(self, at: float, *, limit: int = 5000) -> None:
         """Wake at every deadline up to ``at``, as a real clock would."""

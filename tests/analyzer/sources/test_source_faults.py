@@ -32,6 +32,7 @@ from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
 from support.configs import BASE_CONFIG
+from support.dispatching import parked
 from support.fakes import T0, MakeConfig, SteppedClock
 
 STEP = 60.0
@@ -194,14 +195,14 @@ class Daemon:
         )
 
     async def start(self) -> None:
-        """Run the scheduler loop until it is parked on the clock."""
+        """Run the scheduler loop until it is parked (asleep, no tick in flight)."""
         self.task = asyncio.create_task(self.scheduler.run(self.stop))
-        await self.clock.parked()
+        await parked(self.scheduler, self.clock)
 
     async def tick_at(self, at: float) -> None:
         """Jump the clock to ``at`` and let the loop tick and park again."""
         await self.clock.jump_to(at)
-        await self.clock.parked()
+        await parked(self.scheduler, self.clock)
         assert self.task is not None
         assert not self.task.done(), "the scheduler loop ended"
 
