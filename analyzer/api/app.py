@@ -22,7 +22,7 @@ from analyzer.api.middleware import (
     reply,
 )
 from analyzer.api.openapi import openapi_document
-from analyzer.api.registration import build_registration
+from analyzer.api.registration import build_registration, registration_warnings
 from analyzer.api.schemas import (
     ActionRequest,
     CanaryOut,
@@ -35,6 +35,7 @@ from analyzer.api.schemas import (
     VerdictOut,
 )
 from analyzer.configs.judgeconfig import JudgeConfig, config_hash, parse_config
+from analyzer.configs.overlap import overlap_warnings
 from analyzer.errors import InvalidInput, NotFound
 from analyzer.model import Action, Phase
 from analyzer.telemetry import Telemetry
@@ -73,7 +74,9 @@ async def register(request: web.Request) -> web.Response:
         spec, body, ctx.fleet.catalog, ctx.allowed_hosts, ctx.scrape_mode
     )
     canary = await ctx.fleet.register(reg)
-    return reply(CanaryOut.of(canary), status=201)
+    out = CanaryOut.of(canary)
+    out.warnings = registration_warnings(reg, ctx.fleet.catalog)
+    return reply(out, status=201)
 
 
 async def list_canaries(request: web.Request) -> web.Response:
@@ -196,7 +199,8 @@ async def validate_config(request: web.Request) -> web.Response:
         config = parse_config(await read_json(request), source="body")
     except InvalidInput as exc:
         return reply(ValidateOut(valid=False, errors=exc.message.splitlines()))
-    return reply(ValidateOut(valid=True, hash=config_hash(config)))
+    warnings = overlap_warnings(config)
+    return reply(ValidateOut(valid=True, hash=config_hash(config), warnings=warnings))
 
 
 # -- health -----------------------------------------------------------------------------------

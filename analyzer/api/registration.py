@@ -13,6 +13,7 @@ from typing import Any
 from analyzer.api.schemas import RegisterRequest, SideIn
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig, parse_config
+from analyzer.configs.overlap import overlap_warnings
 from analyzer.errors import InvalidInput, NotFound
 from analyzer.model import Mode, Side, Stage
 from analyzer.sources.promql.render import render, selector
@@ -20,7 +21,7 @@ from analyzer.sources.scrape import check_supported
 from analyzer.tick.fleet import Registration
 from analyzer.webhooks.policy import check_webhook_url
 
-__all__ = ["build_registration"]
+__all__ = ["build_registration", "registration_warnings"]
 
 
 async def _config(spec: RegisterRequest, catalog: Catalog) -> tuple[str, JudgeConfig]:
@@ -105,3 +106,10 @@ async def build_registration(
         variables=dict(spec.variables),
         body=body,
     )
+
+
+def registration_warnings(reg: Registration, catalog: Catalog) -> list[str]:
+    """What the registration's answer warns about, each naming its metric: query ranges longer
+    than the config's step (overlapping samples) with this canary's variable values. The
+    config is in memory: :func:`build_registration` just loaded or stored it."""
+    return overlap_warnings(catalog.cached(reg.config_hash), reg.variables)

@@ -246,6 +246,13 @@ class CanaryOut(BaseModel):
     ticks: list[TickOut] | None = None
     decisions: list[DecisionOut] | None = None
     deliveries: list[DeliveryOut] | None = None
+    warnings: list[str] = Field(
+        default=[],
+        exclude_if=lambda value: not value,  # absent when empty: earlier answers unchanged
+        description="registration's answer only: what makes the config's judging doubtful for "
+        "this canary, each naming its metric (e.g. a query range longer than the step, so "
+        "the samples overlap); the canary is registered all the same",
+    )
 
     @classmethod
     def of(cls, c: Canary) -> CanaryOut:
@@ -308,3 +315,9 @@ class ValidateOut(BaseModel):
     valid: bool
     hash: str | None = None
     errors: list[str] = []
+    warnings: list[str] = Field(
+        default=[],
+        exclude_if=lambda value: not value,  # absent when empty: earlier answers unchanged
+        description="a valid config's doubtful points, each naming its metric "
+        "(e.g. a query range longer than the step, so the samples overlap)",
+    )

@@ -15,6 +15,7 @@ one batch, and the backtester runs the very same function on recordings.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any, assert_never
@@ -22,6 +23,7 @@ from typing import Any, assert_never
 import numpy as np
 
 from analyzer.configs.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
+from analyzer.configs.overlap import overlaps
 from analyzer.errors import InternalError
 from analyzer.metricdata import (
     CountData,
@@ -36,8 +38,9 @@ from analyzer.metricdata import (
 from analyzer.model import JudgeName, Window
 from analyzer.tick.evaluation import Evaluation, MetricOutcome, SequentialOutcome, json_number
 from analyzer.tick.sequential import sequential_outcomes
-from judges.classifier import MannWhitneyOptions, classify
+from judges.classifier import MannWhitneyOptions, classify, prepared
 from judges.labels import Direction, Label
+from judges.mannwhitney.dependence import Dependence, inflation
 from judges.scorer import ScoredMetric, score_groups
 from judges.threshold import ThresholdResult, ThresholdRule, threshold_counts, threshold_series
 
@@ -85,7 +88,9 @@ def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluat
     if not score_now:
         return Evaluation(kill=kill, sequential=sequential)
     by_name = {s.name: s for s in sequential}
-    outcomes = tuple(_judged(m, config, window, by_name) for m in config.metrics)
+    outcomes = _with_warnings(
+        config, tuple(_judged(m, config, window, by_name) for m in config.metrics)
+    )
     scored = [
         ScoredMetric(
             name=o.name,
@@ -124,6 +129,20 @@ def _judged(
             return _mann_whitney(metric, config, data)
         case _:
             assert_never(metric.judge)
+
+
+def _with_warnings(
+    config: JudgeConfig, outcomes: tuple[MetricOutcome, ...]
+) -> tuple[MetricOutcome, ...]:
+    """Each outcome whose query's range overlaps the next samples carries the warning in its
+    evidence (``warnings``), with the config's own variable values."""
+    warned = {o.metric: o.message for o in overlaps(config)}
+    return tuple(
+        dataclasses.replace(o, details=o.details | {"warnings": [warned[o.name]]})
+        if o.name in warned
+        else o
+        for o in outcomes
+    )
 
 
 def _sequential_outcome(metric: MetricConfig, seq: SequentialOutcome) -> MetricOutcome:
@@ -241,9 +260,11 @@ def _mann_whitney(
         nan_strategy=metric.nan_strategy,
         outliers=metric.outliers.strategy,
         outlier_factor=metric.outliers.factor,
+        dependence=metric.dependence,
     )
     canary = per_step_series(data, SideName.CANARY)
-    res = classify(canary, per_step_series(data, SideName.BASELINE), options)
+    baseline = per_step_series(data, SideName.BASELINE)
+    res = classify(canary, baseline, options)
     details: dict[str, Any] = {
         "ratio": json_number(res.ratio),
         "canary_mean": json_number(res.experiment.mean),
@@ -258,6 +279,8 @@ def _mann_whitney(
             "upper": json_number(res.test.upper),
             "estimate": json_number(res.test.estimate),
         }
+        if metric.dependence is Dependence.ADJUST:
+            details["dependence"] = _dependence_record(canary, baseline, options)
     return MetricOutcome(
         name=metric.name,
         judge=metric.judge,
@@ -267,3 +290,17 @@ def _mann_whitney(
         muted=res.muted,
         details=details,
     )
+
+
+def _dependence_record(
+    canary: FloatArray, baseline: FloatArray, options: MannWhitneyOptions
+) -> dict[str, Any]:
+    """The adjustment the test made (``dependence: adjust``), from the values it tested."""
+    x, y = prepared(canary, baseline, options)
+    adj = inflation(x[None, :], y[None, :])[0]
+    return {
+        "r1": adj.r1,
+        "canary_n_eff": adj.n_eff_experiment,
+        "baseline_n_eff": adj.n_eff_control,
+        "variance_factor": adj.factor,
+    }
