@@ -33,12 +33,7 @@ import numpy.typing as npt
 from judges.arrays import FloatArray
 from judges.judgement import Evidence, MetricJudgement, StatsArrays, Verdicts
 from judges.labels import Direction, EffectMeasure, Label, NanStrategy, OutlierStrategy
-from judges.mannwhitney.dependence import (
-    Dependence,
-    effective_size,
-    lag1_autocorrelation,
-    variance_factor,
-)
+from judges.mannwhitney.dependence import Dependence, widening
 from judges.mannwhitney.ranksum import mann_whitney_arrays
 from judges.preprocessing import DEFAULT_OUTLIER_FACTOR, describe, prepare
 
@@ -197,16 +192,16 @@ def _special_case(x: FloatArray, y: FloatArray, opts: MannWhitneyOptions) -> Met
     return None
 
 
-def _variance_factor(x: FloatArray, y: FloatArray, dependence: Dependence) -> FloatArray | None:
+def _variance_factor(
+    x: FloatArray, y: FloatArray, dependence: Dependence, confidence: float
+) -> FloatArray | None:
     """Per row, how much serial dependence inflates Var(U); None for Kayenta's test. ``x`` and
     ``y`` are in time order (the autocorrelation needs it)."""
     match dependence:
         case Dependence.NONE:
             return None
         case Dependence.ADJUST:
-            r = lag1_autocorrelation(x, y)
-            n, m = x.shape[1], y.shape[1]
-            return variance_factor(n, m, effective_size(n, r), effective_size(m, r))
+            return widening(x, y, confidence)
 
 
 def _decide_rows(
@@ -225,7 +220,7 @@ def _decide_rows(
         confidence=opts.confidence,
         tolerance=opts.tolerance,
         assume_sorted=True,
-        variance_factor=_variance_factor(x, y, opts.dependence),
+        variance_factor=_variance_factor(x, y, opts.dependence, opts.confidence),
     )
     ex, ct = StatsArrays.of(x, xs), StatsArrays.of(y, ys)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -297,7 +297,7 @@ def _dependence_record(
 ) -> dict[str, Any]:
     """The adjustment the test made (``dependence: adjust``), from the values it tested."""
     x, y = prepared(canary, baseline, options)
-    adj = inflation(x[None, :], y[None, :])[0]
+    adj = inflation(x[None, :], y[None, :], options.confidence)[0]
     return {
         "r1": adj.r1,
         "canary_n_eff": adj.n_eff_experiment,
