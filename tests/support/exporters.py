@@ -2,13 +2,12 @@
 
 :class:`Exporter` serves pods' ``/metrics`` (a real ``prometheus_client`` registry each);
 :class:`ScrapedCanary` fetches a growing (or sliding) window ending at the fake clock's now;
-the query constants are the shapes the scrape source evaluates.
+the queries they fetch are in :mod:`support.queries`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,65 +18,13 @@ from prometheus_client import (
 )
 
 from analyzer.clock import FakeClock
-from analyzer.metricdata import MetricKind
 from analyzer.model import Side, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery
 from analyzer.sources.scrape import ScrapeSource
-from support.loopback import HOST
+from support.loopback import server
+from support.queries import STEP
 
-__all__ = [
-    "ERRORS",
-    "NAN",
-    "RATE",
-    "STEP",
-    "TOTAL",
-    "Exporter",
-    "Pod",
-    "ScrapedCanary",
-    "gauge",
-    "latency",
-    "serve",
-]
-
-STEP = 60.0
-NAN = float("nan")
-
-ERRORS = MetricQuery(
-    name="error_rate",
-    kind=MetricKind.COUNT,
-    templates={
-        "events": 'sum(increase(http_requests_total{code=~"5..",${selector}}[${step}]))',
-        "exposure": "sum(increase(http_requests_total{${selector}}[${step}]))",
-    },
-)
-RATE = MetricQuery(
-    name="request_rate",
-    kind=MetricKind.SERIES,
-    templates={"query": "sum(rate(http_requests_total{${selector}}[${step}]))"},
-)
-
-TOTAL = MetricQuery(
-    name="total",
-    kind=MetricKind.SERIES,
-    templates={"query": "sum(http_requests_total{${selector}})"},
-)
-
-
-def latency(q: float, function: str = "rate") -> MetricQuery:
-    """p``q`` of the latency histogram, by ``function`` (rate or increase) over a step."""
-    return MetricQuery(
-        name=f"latency_{function}_p{q:g}",
-        kind=MetricKind.SERIES,
-        templates={
-            "query": f"histogram_quantile({q}, sum by (le) "
-            f"({function}(http_request_duration_seconds_bucket{{${{selector}}}}[${{step}}])))"
-        },
-    )
-
-
-def gauge(name: str, query: str) -> MetricQuery:
-    """A series metric of one query."""
-    return MetricQuery(name=name, kind=MetricKind.SERIES, templates={"query": query})
+__all__ = ["Exporter", "Pod", "ScrapedCanary", "serve"]
 
 
 class Pod:
@@ -115,7 +62,7 @@ class Exporter:
         self.scrapes = 0
         app = web.Application()
         app.router.add_get("/{pod}/metrics", self._metrics)
-        self.server = TestServer(app, host=HOST)
+        self.server = server(app)
 
     def pod(self, name: str) -> Pod:
         """The pod called ``name`` (made on first use)."""

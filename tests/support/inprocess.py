@@ -1,8 +1,7 @@
 """The daemon as ``Daemon.build`` wires it from CANARYD_ variables, in the test's process over a
-fake clock, served on loopback; and a fake Prometheus for it to query.
+fake clock, served on loopback (the Prometheus it queries: :mod:`support.prometheus`).
 
-- :class:`FakePrometheus`: the range-query API on 127.0.0.1, recording every query's text and
-  answering with the series its ``answer`` function gives.
+- :func:`config_dir`: a config directory holding the analyzer tests' ``test-golden`` config.
 - :func:`in_process`: the daemon's app from the environment (set with ``monkeypatch``), a
   :class:`~support.fakes.SteppedClock` and a TestClient of it.
 - :meth:`InProcess.step` moves the fake clock no faster than the real webhook round trips: it
@@ -15,57 +14,19 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from aiohttp import web
 
 from analyzer.daemon import Daemon
-from analyzer.metricdata import FloatArray
 from analyzer.settings import Settings, load_settings
 from support.configs import config_body
 from support.fakes import SteppedClock
-from support.loopback import Client, client, serving
+from support.loopback import Client, client
 
-__all__ = ["Answer", "FakePrometheus", "InProcess", "config_dir", "in_process"]
-
-Answer = Callable[[str, FloatArray], FloatArray | None]
-"""The values of a range query at each step time, or None for no series at all."""
-
-
-@dataclass
-class FakePrometheus:
-    """Prometheus' ``/api/v1/query_range`` on 127.0.0.1: records each query's text and answers
-    with one series of ``answer(query, times)`` (an empty matrix when that is None)."""
-
-    answer: Answer = lambda _query, _times: None
-    queries: list[str] = field(default_factory=list)
-    url: str = ""
-
-    async def _query_range(self, request: web.Request) -> web.Response:
-        query = request.query["query"]
-        self.queries.append(query)
-        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
-        times = np.arange(start, end + step / 2, step)
-        values = self.answer(query, times)
-        result = []
-        if values is not None:
-            samples = [[t, repr(float(v))] for t, v in zip(times, values, strict=True)]
-            result.append({"metric": {}, "values": samples})
-        body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
-        return web.json_response(body)
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[FakePrometheus]:
-        """Listening on 127.0.0.1 until the block ends (:attr:`url` is its base URL)."""
-        app = web.Application()
-        app.router.add_get("/api/v1/query_range", self._query_range)
-        async with serving(app) as server:
-            self.url = str(server.make_url("")).rstrip("/")
-            yield self
+__all__ = ["InProcess", "config_dir", "eventually", "in_process"]
 
 
 def config_dir(root: Path) -> Path:

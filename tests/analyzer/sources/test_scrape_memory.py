@@ -14,8 +14,9 @@ from analyzer.sources.scrape import ScrapeSource
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from support.configs import judge_config
-from support.exporters import ERRORS, STEP, Exporter, ScrapedCanary, gauge, serve
+from support.exporters import Exporter, ScrapedCanary, serve
 from support.fakes import SteppedClock
+from support.queries import ERRORS, STEP, gauge
 from support.scheduling import Daemon
 
 HOUR = (Stage(weight=10, duration_s=3600),)

@@ -6,53 +6,35 @@ rollback`` does, analysis resumes when the data returns, and /metrics counts the
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.api.app import ApiContext, build_app
 from analyzer.api.auth import parse_tokens
-from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig
-from analyzer.model import Canary, Mode, Phase, Side, Stage
+from analyzer.metricdata import FloatArray
+from analyzer.model import Canary, Mode, Phase, Stage
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.promql.parse import CounterQuery, HistogramQuery, parse
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from analyzer.tick.fleet import Fleet, Registration
-from analyzer.tick.scheduler import Scheduler
 from support.configs import BASE_CONFIG
-from support.dispatching import parked
 from support.fakes import T0, MakeConfig, SteppedClock
+from support.loopback import Client, client
+from support.prometheus import FakePrometheus, Fault
+from support.queries import STEP
+from support.scheduling import Daemon as Scheduling
+from support.scheduling import Running
 
-STEP = 60.0
 SOURCE_TIMEOUT_S = 0.25
-SLOW_S = 1.0
-"""How long a slow Prometheus takes: well past the source's timeout, short enough to drain."""
-
-
-class Fault(StrEnum):
-    """What the fake Prometheus does with a range query."""
-
-    HEALTHY = "healthy"
-    DOWN = "down"
-    SLOW = "slow"
-    SERVER_ERROR = "5xx"
-    MALFORMED = "malformed"
-    EMPTY = "empty"
-    NOT_FINITE = "nan-inf"
-    SEVERAL_SERIES = "several-series"
-
 
 CAUSES = {
     Fault.DOWN: "connection failed",
@@ -85,126 +67,45 @@ def _healthy_value(query: str, at: float) -> float:
     return 1000.0
 
 
-def _matrix(*series: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "success", "data": {"resultType": "matrix", "result": list(series)}}
-
-
-class FakePrometheus:
-    """Prometheus' range-query API on 127.0.0.1 doing what ``fault`` says; records queries.
-
-    ``Fault.DOWN`` closes the listener (the port refuses connections); any other fault opens it
-    again on the same port, as a restarted Prometheus would.
-    """
-
-    def __init__(self) -> None:
-        self.fault = Fault.HEALTHY
-        self.only = ""
-        """When set, the fault hits only queries starting with it; the others are healthy."""
-        self.queries: list[str] = []
-        self.port = 0
-        self.server: TestServer | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL the source is configured with."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def switch(self, fault: Fault, *, only: str = "") -> None:
-        """Behave as ``fault`` from the next query on (for queries starting with ``only``)."""
-        self.fault, self.only = fault, only
-        if fault is Fault.DOWN:
-            await self.close()
-        elif self.server is None:
-            await self.start()
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 (a free port the first time, the same port after)."""
-        app = web.Application()
-        app.router.add_get("/api/v1/query_range", self._query_range)
-        self.server = TestServer(app, host="127.0.0.1", port=self.port)
-        await self.server.start_server()
-        self.port = self.server.port or 0
-
-    async def close(self) -> None:
-        """Stop listening (in-flight slow answers finish within SLOW_S)."""
-        if self.server is not None:
-            await self.server.close()
-            self.server = None
-
-    async def _query_range(self, request: web.Request) -> web.StreamResponse:
-        query = request.query["query"]
-        self.queries.append(query)
-        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
-        times = np.arange(start, end + step / 2, step)
-        values = [[t, repr(_healthy_value(query, t))] for t in times]
-        fault = self.fault if query.startswith(self.only) else Fault.HEALTHY
-        match fault:
-            case Fault.HEALTHY | Fault.DOWN:
-                return web.json_response(_matrix({"metric": {}, "values": values}))
-            case Fault.SLOW:
-                await asyncio.sleep(SLOW_S)
-                return web.json_response(_matrix({"metric": {}, "values": values}))
-            case Fault.SERVER_ERROR:
-                body = {"status": "error", "errorType": "internal", "error": "storage unavailable"}
-                return web.json_response(body, status=503)
-            case Fault.MALFORMED:
-                return web.Response(text='{"status": "success", "da', content_type="text/json")
-            case Fault.EMPTY:
-                return web.json_response(_matrix())
-            case Fault.NOT_FINITE:
-                bad = [[t, ("NaN", "+Inf", "-Inf")[k % 3]] for k, t in enumerate(times)]
-                return web.json_response(_matrix({"metric": {}, "values": bad}))
-            case Fault.SEVERAL_SERIES:
-                return web.json_response(
-                    _matrix(
-                        {"metric": {"pod": "checkout-a"}, "values": values},
-                        {"metric": {"pod": "checkout-b", "zone": "eu-1"}, "values": values},
-                    )
-                )
+def healthy(query: str, times: FloatArray) -> FloatArray:
+    """The fake Prometheus' answer while it is healthy: :func:`_healthy_value` at each step."""
+    return np.array([_healthy_value(query, float(t)) for t in times])
 
 
 @dataclass(slots=True, kw_only=True)
 class Daemon:
-    """Fleet, scheduler with the real PrometheusSource, and the API for /metrics."""
+    """Fleet and scheduler with the real PrometheusSource, the fake it queries, and the API
+    for /metrics."""
 
-    clock: SteppedClock
-    store: SqliteStore
-    catalog: Catalog
-    fleet: Fleet
-    scheduler: Scheduler
+    scheduling: Scheduling
     prometheus: FakePrometheus
-    client: TestClient[web.Request, web.Application]
-    stop: asyncio.Event
-    task: asyncio.Task[None] | None = None
+    client: Client
+    loops: contextlib.AsyncExitStack
+    """Where :meth:`start` enters the loop, so it is stopped when the test ends."""
+    loop: Running | None = None
+
+    @property
+    def store(self) -> SqliteStore:
+        """The daemon's store."""
+        return self.scheduling.store
 
     async def register(self, config: JudgeConfig, *, stage_s: float) -> Canary:
         """A dry-run canary (no webhook) of one stage of ``stage_s`` before 100 %."""
-        version = await self.catalog.put(config)
-        return await self.fleet.register(
-            Registration(
-                name="checkout-2.3.1",
-                service="checkout",
-                config_hash=version.hash,
-                config_name=config.name,
-                baseline=Side(labels={"deployment": "checkout-baseline"}),
-                canary=Side(labels={"deployment": "checkout-canary"}),
-                stages=(Stage(weight=10, duration_s=stage_s), Stage(weight=100, duration_s=0)),
-                webhook_url=None,
-                mode=Mode.DRY_RUN,
-            )
+        stages = (Stage(weight=10, duration_s=stage_s), Stage(weight=100, duration_s=0))
+        return await self.scheduling.register(
+            config, "checkout-canary", stages=stages, mode=Mode.DRY_RUN
         )
 
     async def start(self) -> None:
-        """Run the scheduler loop until it is parked (asleep, no tick in flight)."""
-        self.task = asyncio.create_task(self.scheduler.run(self.stop))
-        await parked(self.scheduler, self.clock)
+        """Run the scheduler loop until it is parked on the clock."""
+        self.loop = await self.loops.enter_async_context(Running(self.scheduling))
 
     async def tick_at(self, at: float) -> None:
         """Jump the clock to ``at`` and let the loop tick and park again."""
-        await self.clock.jump_to(at)
-        await parked(self.scheduler, self.clock)
-        assert self.task is not None
-        assert not self.task.done(), "the scheduler loop ended"
+        assert self.loop is not None
+        await self.loop.jump(at)
+        assert self.loop.task is not None
+        assert not self.loop.task.done(), "the scheduler loop ended"
 
     async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """The daemon's /metrics samples by (name, labels)."""
@@ -228,46 +129,32 @@ class Daemon:
 @pytest.fixture
 async def daemon(
     store: SqliteStore,
-    catalog: Catalog,
     clock: SteppedClock,
     telemetry: Telemetry,
     session: aiohttp.ClientSession,
 ) -> AsyncIterator[Daemon]:
     """The daemon's loop over a fake Prometheus (healthy until a test switches it)."""
-    prometheus = FakePrometheus()
-    await prometheus.start()
+    prometheus = FakePrometheus(healthy)
     source = PrometheusSource(prometheus.url, session, timeout_s=SOURCE_TIMEOUT_S)
-    fleet = Fleet(store, catalog, clock, telemetry, public_url="http://canaryd.test")
-    scheduler = Scheduler(fleet, source, clock)
-    fleet.on_change = scheduler.poke
+    scheduling = Scheduling(store, clock, telemetry, source)
     ctx = ApiContext(
-        fleet=fleet,
+        fleet=scheduling.fleet,
         telemetry=telemetry,
         tokens=parse_tokens(["root-7d1f"]),
         allowed_hosts=[],
         scrape_mode=False,
         ready=True,
     )
-    app = build_app(ctx)
-    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
-        running = Daemon(
-            clock=clock,
-            store=store,
-            catalog=catalog,
-            fleet=fleet,
-            scheduler=scheduler,
-            prometheus=prometheus,
-            client=client,
-            stop=asyncio.Event(),
-        )
+    async with (
+        prometheus,
+        client(build_app(ctx)) as api,
+        contextlib.AsyncExitStack() as loops,
+    ):
+        running = Daemon(scheduling=scheduling, prometheus=prometheus, client=api, loops=loops)
         try:
             yield running
         finally:
-            running.stop.set()
-            if running.task is not None:
-                async with asyncio.timeout(10):
-                    await running.task
-            await prometheus.close()
+            await prometheus.switch(Fault.HEALTHY)  # held slow answers go out; the loop drains
 
 
 FAULTS = list(CAUSES)
@@ -350,7 +237,7 @@ class TestSourceFaults:
         stored = await daemon.store.get_canary(canary.id)
         assert stored is not None
         assert stored.phase is Phase.ROLLED_BACK
-        assert canary.id not in daemon.fleet.canaries
+        assert canary.id not in daemon.scheduling.fleet.canaries
 
     async def test_partial_fault_is_judged_with_the_metric_nodata(
         self, daemon: Daemon, make_config: MakeConfig

@@ -13,18 +13,8 @@ from analyzer.clock import FakeClock
 from analyzer.errors import InvalidInput
 from analyzer.sources.promql.parse import SUPPORTED_SHAPES
 from analyzer.sources.scrape import ScrapeSource, check_supported
-from support.exporters import (
-    ERRORS,
-    NAN,
-    RATE,
-    STEP,
-    TOTAL,
-    Exporter,
-    ScrapedCanary,
-    gauge,
-    latency,
-    serve,
-)
+from support.exporters import Exporter, ScrapedCanary, serve
+from support.queries import ERRORS, NAN, RATE, STEP, TOTAL, gauge, latency
 
 
 class TestScrapeSource:

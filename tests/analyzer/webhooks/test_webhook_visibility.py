@@ -5,7 +5,6 @@ deliveries go out in decision order even while the first one is being retried.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,18 +13,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from analyzer.daemon import Daemon
+from analyzer.metricdata import FloatArray
 from analyzer.settings import load_settings
 from analyzer.webhooks.dispatcher import WebhookDispatcher
-from support.configs import config_body
 from support.dispatching import parked
 from support.fakes import T0, SteppedClock
-from support.loopback import WEBHOOK_SECRET, Reply, WebhookReceiver
+from support.inprocess import config_dir
+from support.loopback import WEBHOOK_SECRET, Client, Reply, WebhookReceiver, client
+from support.prometheus import FakePrometheus
 
 ACT = "act-tok-0f3e8a2d"
 REGISTER = "reg-tok-3d5b6f10"
@@ -37,28 +36,13 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class SteadyPrometheus:
-    """Range queries answered with the same steady traffic for both sides (so every interval
-    passes): 1 % errors of 1000 requests, p99 about 200 ms."""
-
-    def __init__(self) -> None:
-        app = web.Application()
-        app.router.add_get("/api/v1/query_range", self._query_range)
-        self.server = TestServer(app, host="127.0.0.1", port=0)
-
-    async def _query_range(self, request: web.Request) -> web.Response:
-        query = request.query["query"]
-        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
-        times = np.arange(start, end + step / 2, step)
-        wobble = (times // step) % 5
-        if query.startswith("histogram_quantile"):
-            values = 0.2 + 0.002 * wobble
-        else:
-            values = 10.0 + wobble if 'code=~"5.."' in query else np.full(times.size, 1000.0)
-        samples = [[t, repr(float(v))] for t, v in zip(times, values, strict=True)]
-        series = {"metric": {}, "values": samples}
-        body = {"status": "success", "data": {"resultType": "matrix", "result": [series]}}
-        return web.json_response(body)
+def steady(query: str, times: FloatArray) -> FloatArray:
+    """The same steady traffic for both sides (so every interval passes): 1 % errors of 1000
+    requests, p99 about 200 ms."""
+    wobble = (times // 60.0) % 5
+    if query.startswith("histogram_quantile"):
+        return 0.2 + 0.002 * wobble
+    return 10.0 + wobble if 'code=~"5.."' in query else np.full(times.size, 1000.0)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -66,7 +50,7 @@ class Running:
     """A started daemon, its fake clock and a client."""
 
     clock: SteppedClock
-    client: TestClient[web.Request, web.Application]
+    client: Client
     daemon: Daemon
 
     async def register(self, receiver: WebhookReceiver, **changes: Any) -> str:
@@ -142,11 +126,8 @@ class Running:
 @pytest.fixture
 async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Started]:
     """Start the daemon from CANARYD_ variables, its webhooks allowed to ``receiver`` only."""
-    prometheus = SteadyPrometheus()
-    await prometheus.server.start_server()
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "test-golden.json").write_text(json.dumps(config_body()))
+    prometheus = await FakePrometheus(steady).start()
+    configs = config_dir(tmp_path)
 
     @asynccontextmanager
     async def started(receiver: WebhookReceiver) -> AsyncIterator[Running]:
@@ -154,7 +135,7 @@ async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             "CANARYD_API_TOKENS": f"act@{ACT},register@{REGISTER}",
             "CANARYD_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.host,
-            "CANARYD_PROMETHEUS_URL": str(prometheus.server.make_url("")).rstrip("/"),
+            "CANARYD_PROMETHEUS_URL": prometheus.url,
             "CANARYD_DATABASE_URL": f"sqlite:///{tmp_path / 'canaryd.db'}",
             "CANARYD_CONFIG_DIR": str(configs),
             "CANARYD_WEBHOOK_TIMEOUT_S": "2",
@@ -164,13 +145,13 @@ async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             monkeypatch.setenv(name, value)
         clock = SteppedClock()
         daemon = Daemon(load_settings(), clock=clock)
-        async with TestClient(TestServer(daemon.build(), host="127.0.0.1", port=0)) as client:
-            yield Running(clock=clock, client=client, daemon=daemon)
+        async with client(daemon.build()) as http:
+            yield Running(clock=clock, client=http, daemon=daemon)
 
     try:
         yield started
     finally:
-        await prometheus.server.close()
+        await prometheus.close()
 
 
 class TestPermanentFailure:

@@ -22,13 +22,16 @@ HOST = "127.0.0.1"
 T = TypeVar("T")
 
 
-def bind() -> socket.socket:
+def bind(port: int = 0) -> socket.socket:
     """A TCP socket bound to a port the kernel picked on 127.0.0.1, not listening yet:
-    connecting to it is refused, and no one else gets the port until the socket is closed."""
+    connecting to it is refused, and no one else gets the port until the socket is closed.
+
+    ``port``: bind that port again instead (a server coming back up where it was, right after
+    its own socket on it was closed)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, 0))
+        sock.bind((HOST, port))
     except OSError:
         sock.close()
         raise
