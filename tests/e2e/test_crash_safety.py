@@ -15,35 +15,28 @@ first attempted with, with the same signed body.
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-import yaml
 
-from support.procs import (
-    HOOK_PATH,
-    HOST,
-    Api,
+from support.daemon_api import Api, golden_signals, prometheus_has_data, write_configs
+from support.loopback import Reply, WebhookReceiver
+from support.procs import DaemonProc, PrometheusProc, keep_log, kill9, log_events
+from support.snapshots import (
     DbSnapshot,
-    HookRecorder,
-    golden_signals,
-    keep_log,
-    kill9,
-    log_events,
-    port_of,
-    prometheus_has_data,
-    reserve_port,
-    serve_on,
+    assert_same_state,
+    assert_same_timers,
+    assert_stage_end_on_stored_timer,
+    assert_warmup_from_registration,
+    db_path,
     snapshot_db,
 )
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
-    from aiohttp import web
-
-    from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
+    from conftest import StartDaemon, Until
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 
@@ -53,7 +46,6 @@ STEP_S = 2.0
 # the warm-up or the first stage before the state after it is compared with the stored one.
 WARMUP_S = 10.0
 FIRST_STAGE_S = 12.0
-TICK_LATE_S = 1.5  # how late a tick may run on a loaded machine
 
 CONFIG: dict[str, Any] = golden_signals(
     "crash-golden-signals",
@@ -85,75 +77,45 @@ def _registration(
     }
 
 
+def _receiver(first: Reply | None = None) -> WebhookReceiver:
+    """The deploy system, DOWN until started: its port is bound and refuses connections."""
+    return WebhookReceiver(os.urandom(16).hex(), require_signature=True, first=first)
+
+
 def _settings(
-    prometheus: Prometheus, receiver: Receiver, hook_port: int, tmp_path: Path
+    prometheus: PrometheusProc, receiver: WebhookReceiver, tmp_path: Path
 ) -> dict[str, str]:
-    configs = tmp_path / "configs"
-    configs.mkdir(exist_ok=True)
-    for config in (CONFIG, WARM_CONFIG):
-        path = configs / f"{config['name']}.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return {
         "CANARYD_PROMETHEUS_URL": prometheus.url,
         "CANARYD_DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}",
-        "CANARYD_CONFIG_DIR": str(configs),
+        "CANARYD_CONFIG_DIR": str(write_configs(tmp_path / "configs", CONFIG, WARM_CONFIG)),
         "CANARYD_WEBHOOK_SECRET": receiver.secret,
-        "CANARYD_WEBHOOK_ALLOWED_HOSTS": f"{HOST}:{hook_port}",
+        "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.host,
         "CANARYD_WEBHOOK_TIMEOUT_S": "2",
         "CANARYD_WEBHOOK_MAX_BACKOFF_S": "1",  # retries every 0.5–1 s, before and after a crash
         "CANARYD_SOURCE_TIMEOUT_S": "5",
     }
 
 
-def _api(client: aiohttp.ClientSession, daemon: Daemon) -> Api:
+def _api(client: aiohttp.ClientSession, daemon: DaemonProc) -> Api:
     return Api(client, daemon.url, daemon.token)
 
 
-async def _kill(daemon: Daemon, db: Path, name: str) -> DbSnapshot:
+async def _kill(daemon: DaemonProc, db: Path, name: str) -> DbSnapshot:
     """SIGKILL the daemon, keep its log as ``name``, and read its database from a copy."""
     await kill9(daemon.proc)
     keep_log(daemon.log, name)
     return snapshot_db(db)
 
 
-def _resumed(daemon: Daemon) -> int:
+def _resumed(daemon: DaemonProc) -> int:
     started = [e for e in log_events(daemon.log) if e.get("event") == "daemon.started"]
     assert started, daemon.log_tail()
     return int(started[-1]["resumed"])
 
 
-def _live(snapshot: DbSnapshot) -> set[str]:
-    terminal = {"promoted", "rolled_back", "aborted", "failed"}
-    return {cid for cid, row in snapshot.canaries.items() if row["phase"] not in terminal}
-
-
-def _assert_same_state(snapshot: DbSnapshot, cid: str, after: dict[str, Any]) -> None:
-    """The GET after a restart shows the canary as the crash left it in the database."""
-    row = snapshot.canaries[cid]
-    assert (after["phase"], after["stage"]) == (row["phase"], row["stage_index"]), after["reason"]
-    assert after["created_at"] == row["created_at"]
-    ticks = [(t["seq"], t["at"], t["phase"], t["stage"]) for t in after["ticks"]]
-    stored = [
-        (t["seq"], t["at"], t["phase"], t["stage_index"]) for t in snapshot.ticks.get(cid, [])
-    ]
-    assert ticks[: len(stored)] == stored, "the ticks before the crash changed"
-    assert [t[0] for t in ticks] == list(range(1, len(ticks) + 1)), "a tick seq repeats or skips"
-    decisions = [(d["seq"], d["action"], d["decided_at"]) for d in after["decisions"]]
-    stored_d = [(d["seq"], d["action"], d["decided_at"]) for d in snapshot.decisions.get(cid, [])]
-    assert decisions[: len(stored_d)] == stored_d, "the decisions before the crash changed"
-
-
-def _same_timers(before: DbSnapshot, after: DbSnapshot, cid: str) -> None:
-    """Stored timers survive a restart unchanged unless a decision moved the canary on."""
-    old, new = before.canaries[cid], after.canaries[cid]
-    assert new["created_at"] == old["created_at"]
-    if new["decision_seq"] == old["decision_seq"] and new["phase"] == old["phase"]:
-        assert new["stage_started_at"] == old["stage_started_at"], "stage timer reset"
-        assert new["analysis_started_at"] == old["analysis_started_at"], "analysis timer reset"
-
-
 def _assert_delivered_once_per_decision(
-    recorder: HookRecorder, receiver: Receiver, states: dict[str, dict[str, Any]]
+    receiver: WebhookReceiver, states: dict[str, dict[str, Any]]
 ) -> None:
     """Every notifying decision acknowledged; every attempt of it the same id, body, signature."""
     expected = set()
@@ -165,12 +127,12 @@ def _assert_delivered_once_per_decision(
                 assert decision["delivery_id"] == f"{cid}:{decision['seq']}"
                 expected.add(decision["delivery_id"])
         assert {d["state"] for d in state["deliveries"]} <= {"delivered"}, state["deliveries"]
-    assert recorder.ids() == expected
+    assert set(receiver.ids) == expected
     for delivery in expected:
-        attempts = recorder.of(delivery)
+        attempts = receiver.of(delivery)
         assert len({(a.body, a.signature, a.event) for a in attempts}) == 1, delivery
-        assert len(recorder.acknowledged(delivery)) == 1, [a.status for a in attempts]
-    verified = [e["_headers"]["delivery"] for e in receiver.events]
+        assert len(receiver.acknowledged(delivery)) == 1, [a.status for a in attempts]
+    verified = [a.delivery for a in receiver.acknowledged() if a.signed]
     assert sorted(verified) == sorted(expected), "HMAC-verified events, one per decision"
     assert receiver.rejected == 0
 
@@ -179,20 +141,12 @@ class TestKillNine:
     """SIGKILL of the daemon process at chosen points, then a restart on the same database."""
 
     async def test_rollback_decided_while_receiver_down_is_delivered_after_kill_9(
-        self,
-        prometheus: Prometheus,
-        receiver: Receiver,
-        start_daemon: StartDaemon,
-        until: Until,
-        tmp_path: Path,
+        self, prometheus: PrometheusProc, start_daemon: StartDaemon, until: Until, tmp_path: Path
     ) -> None:
         """A rollback whose delivery is failing survives kill -9: sent once, same id, signed."""
-        hook_sock = reserve_port()
-        recorder = HookRecorder(receiver.hook)
-        settings = _settings(prometheus, receiver, port_of(hook_sock), tmp_path)
-        db = Path(settings["CANARYD_DATABASE_URL"].removeprefix("sqlite:///"))
-        hook_url = f"http://{HOST}:{port_of(hook_sock)}{HOOK_PATH}"
-        hook_runner: web.AppRunner | None = None
+        receiver = _receiver()
+        settings = _settings(prometheus, receiver, tmp_path)
+        db = db_path(settings)
         try:
             daemon = await start_daemon(settings)
             async with aiohttp.ClientSession() as client:
@@ -201,7 +155,7 @@ class TestKillNine:
                 ), prometheus.log_tail()
                 api = _api(client, daemon)
                 cid = await api.register(
-                    _registration("search", hook_url, CONFIG["name"], FAST_STAGES)
+                    _registration("search", receiver.url, CONFIG["name"], FAST_STAGES)
                 )
                 before: dict[str, Any] = {}
 
@@ -224,9 +178,9 @@ class TestKillNine:
             crashed = await _kill(daemon, db, "canaryd.1.log")
             [row] = crashed.outbox[cid]
             assert (row["delivery_id"], row["state"]) == (first_id, "pending")
-            assert not recorder.attempts
+            assert not receiver.attempts
 
-            hook_runner = await serve_on(recorder.app(), hook_sock)  # the receiver comes up
+            await receiver.start()  # the receiver comes up
             daemon = await start_daemon(settings)
             assert _resumed(daemon) == 0  # a rolled-back canary is finished, not resumed
             async with aiohttp.ClientSession() as client:
@@ -239,38 +193,27 @@ class TestKillNine:
 
                 assert await until(delivered, timeout_s=WAIT_S), daemon.log_tail()
 
-            [attempt] = recorder.of(first_id)
-            assert recorder.ids() == {first_id}
-            assert (attempt.status, attempt.event) == (204, "rollback")
+            [attempt] = receiver.of(first_id)
+            assert receiver.ids == [first_id]
+            assert (attempt.status, attempt.event, attempt.signed) == (200, "rollback", True)
             assert attempt.body == bytes(row["body"]), "the body first attempted, byte for byte"
-            [event] = receiver.events  # recorded only when the HMAC matched
-            assert (event["event"], event["canary_id"]) == ("rollback", cid)
-            assert event["_headers"]["delivery"] == first_id
+            assert (attempt.json()["event"], attempt.json()["canary_id"]) == ("rollback", cid)
             assert receiver.rejected == 0
             assert after["decisions"] == before["decisions"], "decided again after the restart"
             assert after["ticks"] == before["ticks"], "a finished canary ticked again"
             assert after["deliveries"][0]["attempts"] == row["attempts"] + 1
             assert (after["phase"], after["weight"]) == ("rolled_back", 0)
         finally:
-            if hook_runner is not None:
-                await hook_runner.cleanup()
-            hook_sock.close()
+            await receiver.close()
 
     async def test_kill_9_at_each_point_resumes_where_it_stopped(
-        self,
-        prometheus: Prometheus,
-        receiver: Receiver,
-        start_daemon: StartDaemon,
-        until: Until,
-        tmp_path: Path,
+        self, prometheus: PrometheusProc, start_daemon: StartDaemon, until: Until, tmp_path: Path
     ) -> None:
         """Killed after a registration, in warm-up, mid-stage and in the next stage: resumed."""
-        hook_sock = reserve_port()
-        recorder = HookRecorder(receiver.hook, fail_first=True)
-        settings = _settings(prometheus, receiver, port_of(hook_sock), tmp_path)
-        db = Path(settings["CANARYD_DATABASE_URL"].removeprefix("sqlite:///"))
-        hook_url = f"http://{HOST}:{port_of(hook_sock)}{HOOK_PATH}"
-        hook_runner: web.AppRunner | None = None
+        receiver = _receiver(first=Reply(status=503, text="try again"))
+        settings = _settings(prometheus, receiver, tmp_path)
+        db = db_path(settings)
+        hook_url = receiver.url
         try:
             async with aiohttp.ClientSession() as client:
                 # 1. Right after a registration's 201.
@@ -288,13 +231,12 @@ class TestKillNine:
                 daemon = await start_daemon(settings)
                 api = _api(client, daemon)
                 assert _resumed(daemon) == 1
-                _assert_same_state(snap1, good, await api.canary(good))
+                assert_same_state(snap1, good, await api.canary(good))
                 snap2 = await _kill(daemon, db, "canaryd.2.log")
-                _same_timers(snap1, snap2, good)
+                assert_same_timers(snap1, snap2, good)
 
                 # 3. Mid-stage, with the bad canary's rollback recorded and its delivery failing.
                 daemon = await start_daemon(settings)
-                ready_at = time.time()
                 api = _api(client, daemon)
                 bad = await api.register(
                     _registration("search", hook_url, CONFIG["name"], FAST_STAGES)
@@ -316,24 +258,18 @@ class TestKillNine:
                 assert states[bad]["phase"] == "rolled_back"
                 assert states[bad]["deliveries"][0]["state"] == "pending"
                 snap3 = await _kill(daemon, db, "canaryd.3.log")
+                assert_warmup_from_registration(snap3, good, WARMUP_S)
                 warm = snap3.canaries[good]
-                # The warm-up ran its full length from the registration, across two crashes:
-                # not cut short, and not restarted from zero by a restart.
-                assert warm["analysis_started_at"] >= warm["created_at"] + WARMUP_S
-                assert (
-                    warm["analysis_started_at"]
-                    <= max(warm["created_at"] + WARMUP_S, ready_at) + STEP_S
-                )
 
                 daemon = await start_daemon(settings)
                 api = _api(client, daemon)
                 assert _resumed(daemon) == 1  # the good one; the bad one is finished
                 for cid in (good, bad):
-                    _assert_same_state(snap3, cid, await api.canary(cid))
+                    assert_same_state(snap3, cid, await api.canary(cid))
                 assert (await api.canary(bad))["deliveries"][0]["state"] == "pending"
 
                 # The receiver comes up: the rollback and the stage-end decision are delivered.
-                hook_runner = await serve_on(recorder.app(), hook_sock)
+                await receiver.start()
 
                 async def decided_and_delivered() -> bool:
                     for cid in (good, bad):
@@ -346,34 +282,54 @@ class TestKillNine:
                     {c: s["reason"] for c, s in states.items()},
                     daemon.log_tail(),
                 )
-                # The first stage ended on its stored timer, not FIRST_STAGE_S after the restart.
-                first = states[good]["decisions"][0]
-                stage_end = warm["stage_started_at"] + FIRST_STAGE_S
-                assert stage_end <= first["decided_at"] <= stage_end + STEP_S + TICK_LATE_S, first
+                assert_stage_end_on_stored_timer(
+                    states[good], warm["stage_started_at"] + FIRST_STAGE_S
+                )
 
-                # 4. In the next stage (or paused, if the stage-end score was inconclusive).
+                # 4. After the stage-end decision: in the next stage, or paused when its score
+                # was inconclusive, or rolled back when it failed. Each is resumed as stored.
                 snap4 = await _kill(daemon, db, "canaryd.4.log")
-                _same_timers(snap3, snap4, bad)
+                assert_same_timers(snap3, snap4, bad)
                 daemon = await start_daemon(settings)
                 api = _api(client, daemon)
-                assert _resumed(daemon) == len(_live(snap4))
-                resumed_state = await api.canary(good)
-                _assert_same_state(snap4, good, resumed_state)
-                if resumed_state["phase"] == "running":
-
-                    async def ticked_again() -> bool:
-                        states[good] = await api.canary(good)
-                        return len(states[good]["ticks"]) > len(snap4.ticks[good])
-
-                    assert await until(ticked_again, timeout_s=WAIT_S), daemon.log_tail()
+                assert _resumed(daemon) == len(snap4.live())
+                assert_same_state(snap4, good, await api.canary(good))
+                await self._moves_on_after_restart(api, good, snap4, until, daemon)
                 states[bad] = await api.canary(bad)
                 states[good] = await api.canary(good)
             snap5 = await _kill(daemon, db, "canaryd.5.log")
-            _same_timers(snap4, snap5, good)
-            _assert_delivered_once_per_decision(recorder, receiver, states)
+            assert_same_timers(snap4, snap5, good)
+            _assert_delivered_once_per_decision(receiver, states)
             assert [d["action"] for d in states[bad]["decisions"]] == ["rollback"]
-            assert len(recorder.of(f"{bad}:1")) == 2  # after the restart: 503, then acknowledged
+            assert len(receiver.of(f"{bad}:1")) == 2  # after the restart: 503, then acknowledged
         finally:
-            if hook_runner is not None:
-                await hook_runner.cleanup()
-            hook_sock.close()
+            await receiver.close()
+
+    @staticmethod
+    async def _moves_on_after_restart(
+        api: Api, cid: str, stored: DbSnapshot, until: Until, daemon: DaemonProc
+    ) -> None:
+        """Whatever the stage-end decision was, the resumed canary carries on from it: running
+        in the next stage it ticks again; paused, it ticks again once a human resumes it;
+        rolled back, it is finished and does not tick."""
+        row = stored.canaries[cid]
+        last = stored.decisions[cid][-1]
+        ticks = len(stored.ticks[cid])
+        match row["phase"]:
+            case "running":
+                assert (last["action"], row["stage_index"]) == ("step", 1), last
+            case "paused":
+                assert last["action"] == "pause", last
+                resumed = await api.act(cid, "resume")
+                assert resumed["phase"] == "running", resumed
+            case "rolled_back":
+                assert last["action"] == "rollback", last
+                assert len((await api.canary(cid))["ticks"]) == ticks
+                return
+            case phase:
+                pytest.fail(f"unexpected phase after the first stage: {phase} ({last})")
+
+        async def ticked_again() -> bool:
+            return len((await api.canary(cid))["ticks"]) > ticks
+
+        assert await until(ticked_again, timeout_s=WAIT_S), daemon.log_tail()

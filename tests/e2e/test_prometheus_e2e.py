@@ -12,21 +12,20 @@ or three samples (``[1s]`` over a 1 s scrape holds at most one sample and comes 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-import yaml
 
-from support.procs import golden_signals
+from support.daemon_api import golden_signals, prometheus_has_data, write_configs
+from support.loopback import WebhookReceiver
+from support.procs import DaemonProc, PrometheusProc, sigterm_exit
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
-    from conftest import Daemon, Prometheus, Receiver, StartDaemon, Until
+    from conftest import StartDaemon, Until
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 
@@ -61,28 +60,20 @@ def _registration(service: str, hook_url: str) -> dict[str, Any]:
     }
 
 
-async def _scraped_everything(client: aiohttp.ClientSession, prom: Prometheus) -> bool:
-    """Whether Prometheus has a rate for every deployment (≥ 2 samples each)."""
-    query = "count by (deployment) (rate(http_requests_total[5s]))"
-    async with client.get(f"{prom.url}/api/v1/query", params={"query": query}) as resp:
-        body = await resp.json()
-    return len(body.get("data", {}).get("result", [])) == 4
-
-
-async def _canary(client: aiohttp.ClientSession, daemon: Daemon, cid: str) -> dict[str, Any]:
+async def _canary(client: aiohttp.ClientSession, daemon: DaemonProc, cid: str) -> dict[str, Any]:
     async with client.get(f"{daemon.url}/api/v1/canaries/{cid}") as resp:
         assert resp.status == 200, await resp.text()
         body: dict[str, Any] = await resp.json()
         return body
 
 
-async def _forged_is_refused(client: aiohttp.ClientSession, receiver: Receiver) -> bool:
+async def _forged_is_refused(client: aiohttp.ClientSession, receiver: WebhookReceiver) -> bool:
     """The receiver answers 401 to a body signed with another secret and records nothing."""
     body = b'{"event":"promote","canary_id":"forged"}'
     digest = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
     headers = {"X-Canaryd-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
     async with client.post(receiver.url, data=body, headers=headers) as resp:
-        return resp.status == 401 and not receiver.events
+        return resp.status == 401 and not receiver.acknowledged()
 
 
 def _settled(state: dict[str, Any]) -> bool:
@@ -96,21 +87,19 @@ class TestPrometheusEndToEnd:
 
     async def test_bad_canary_rolled_back_good_one_promoted(
         self,
-        prometheus: Prometheus,
-        receiver: Receiver,
+        prometheus: PrometheusProc,
+        receiver: WebhookReceiver,
         start_daemon: StartDaemon,
         until: Until,
         tmp_path: Path,
     ) -> None:
         """Signed rollback for the bad canary, promote for the good one; clean SIGTERM exit."""
-        configs = tmp_path / "configs"
-        configs.mkdir()
-        (configs / "e2e.yaml").write_text(yaml.safe_dump(JUDGE_CONFIG), encoding="utf-8")
+        configs = write_configs(tmp_path / "configs", JUDGE_CONFIG)
         daemon = await start_daemon(
             {
                 "CANARYD_PROMETHEUS_URL": prometheus.url,
                 "CANARYD_WEBHOOK_SECRET": receiver.secret,
-                "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.url.split("/")[2],
+                "CANARYD_WEBHOOK_ALLOWED_HOSTS": receiver.host,
                 "CANARYD_CONFIG_DIR": str(configs),
                 "CANARYD_SOURCE_TIMEOUT_S": "5",
             }
@@ -118,7 +107,7 @@ class TestPrometheusEndToEnd:
         headers = {"Authorization": f"Bearer {daemon.token}"}
         async with aiohttp.ClientSession(headers=headers) as client:
             scraped = await until(
-                lambda: _scraped_everything(client, prometheus), timeout_s=DATA_TIMEOUT_S
+                lambda: prometheus_has_data(client, prometheus.url, 4), timeout_s=DATA_TIMEOUT_S
             )
             assert scraped, f"Prometheus did not scrape all four targets:\n{prometheus.log_tail()}"
 
@@ -162,15 +151,14 @@ class TestPrometheusEndToEnd:
 
         # Webhooks: only signature-verified events count; none was rejected.
         assert receiver.rejected == 1  # the forged one
-        assert receiver.of(ids["search"]) == ["rollback"]
-        assert receiver.of(ids["checkout"]) == ["step", "promote"]
-        for event in receiver.events:
-            assert event["_headers"]["event"] == event["event"]
-            assert event["_headers"]["delivery"].startswith(f"{event['canary_id']}:")
+        assert receiver.events_of(ids["search"]) == ["rollback"]
+        assert receiver.events_of(ids["checkout"]) == ["step", "promote"]
+        for attempt in receiver.acknowledged():
+            assert attempt.signed
+            assert attempt.event == attempt.json()["event"]
+            assert attempt.delivery.startswith(f"{attempt.json()['canary_id']}:")
         for state in (good, bad):
             assert {d["state"] for d in state["deliveries"]} == {"delivered"}
 
-        # SIGTERM: the daemon exits 0 within its grace period (plus a margin for closing up).
-        daemon.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(daemon.proc.wait(), daemon.grace_s + 5.0)
-        assert code == 0, daemon.log_tail()
+        # SIGTERM with nothing in flight: the daemon exits 0.
+        assert await sigterm_exit(daemon.proc) == 0, daemon.log_tail()

@@ -2,12 +2,11 @@
 promotion with an "early" reason.
 
 In-process: ``analyzer.daemon.Daemon`` (tmp SQLite, the scrape source, a bearer token, a webhook
-secret) serves its API on 127.0.0.1, three
-``analyzer.demo.simulator.SimulatedDeployment``s expose real
-Prometheus metrics on their own loopback ports (one shared baseline, a healthy canary, and one
-with 3× the baseline's error rate), and a receiver checks every webhook's HMAC with
-``analyzer.webhooks.verify``. Both canaries are registered over HTTP with a config whose only
-metric is the error rate judged by ``sequential-count`` at 1 s steps.
+secret) serves its API on 127.0.0.1, three simulated deployments (:mod:`support.deployments`)
+expose real Prometheus metrics on their own loopback ports (one shared baseline, a healthy
+canary, and one with 3× the baseline's error rate), and :class:`support.loopback.WebhookReceiver`
+answers 401 to any webhook whose HMAC does not match. Both canaries are registered over HTTP
+with a config whose only metric is the error rate judged by ``sequential-count`` at 1 s steps.
 
 The analysis interval (30 s) is longer than the bad canary may live: a critical sequential
 failure rolls back on the poll that proves it, so the rollback must come before the first
@@ -20,35 +19,37 @@ within a minute.) α = 0.01 keeps the healthy canary's false-rollback chance wel
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
-import socket
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from analyzer.daemon import Daemon
-from analyzer.demo.simulator import SimulatedDeployment
 from analyzer.settings import Settings
-from analyzer.webhooks.message import verify
+from support.deployments import Deployments, serving_deployments
+from support.loopback import HOST, Attempt, WebhookReceiver, bind, port_of, serving
+
+if TYPE_CHECKING:  # the fixtures' types; conftest is not imported at run time
+    from conftest import Until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-HOST = "127.0.0.1"
 ANALYSIS_INTERVAL_S = 30.0
 STAGE_S = 50.0
 MIN_STAGE_S = 5.0
 DEADLINE_S = 55.0
 RPS = 1000.0
 ERROR_RATE = 0.15  # ~150 errors/s per arm: non-inferiority is proven in ~10 s
+DEPLOYMENTS = {
+    "checkout-baseline": (ERROR_RATE, 0.120),
+    "checkout-good": (ERROR_RATE, 0.120),
+    "checkout-bad": (3 * ERROR_RATE, 0.120),
+}
+FINISHED = ("promoted", "rolled_back", "paused")
 
 CONFIG: dict[str, Any] = {
     "name": "live-sequential",
@@ -79,124 +80,40 @@ STAGES = [
 ]
 
 
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    return sock
-
-
-async def _serve(
-    app: web.Application, sock: socket.socket | None = None
-) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = sock or _bound_socket()
-    await web.SockSite(runner, sock).start()
-    return runner, int(sock.getsockname()[1])
-
-
-@dataclass
-class Receiver:
-    """The deploy system: verifies each webhook with analyzer.webhooks.verify, records it."""
-
-    secret: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    rejected: int = 0
-
-    async def hook(self, request: web.Request) -> web.Response:
-        """POST /hooks: 401 on a bad signature, else record and 204."""
-        body = await request.read()
-        if not verify(body, self.secret, request.headers.get("X-Canaryd-Signature-256", "")):
-            self.rejected += 1
-            return web.Response(status=401, text="bad signature")
-        event = json.loads(body)
-        event["header_event"] = request.headers.get("X-Canaryd-Event", "")
-        self.events.append(event)
-        return web.Response(status=204)
-
-    def of(self, canary_id: str) -> list[dict[str, Any]]:
-        """Verified events of one canary, in arrival order."""
-        return [e for e in self.events if e["canary_id"] == canary_id]
-
-
 @dataclass
 class Live:
-    """Everything running: the API's URL and token, the receiver, the deployments' URLs."""
+    """Everything running: the API's URL and token, the receiver, the deployments."""
 
     api: str
     token: str
-    hook_url: str
-    receiver: Receiver
-    targets: dict[str, str]
-
-
-async def _traffic(deployments: list[SimulatedDeployment], stop: asyncio.Event) -> None:
-    """Serve simulated requests for the time that passed, every 50 ms."""
-    last = time.monotonic()
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.05)
-        now = time.monotonic()
-        for dep in deployments:
-            dep.advance(now - last)
-        last = now
+    receiver: WebhookReceiver
+    deployments: Deployments
 
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    """The daemon, three deployments, the receiver and the traffic; all torn down after."""
+    """The daemon, three deployments and the receiver, each on its own port; torn down after."""
     secret, token = os.urandom(16).hex(), os.urandom(16).hex()
-    deployments = [
-        SimulatedDeployment("checkout-baseline", ERROR_RATE, 0.120, rps=RPS, seed=11),
-        SimulatedDeployment("checkout-good", ERROR_RATE, 0.120, rps=RPS, seed=12),
-        SimulatedDeployment("checkout-bad", 3 * ERROR_RATE, 0.120, rps=RPS, seed=13),
-    ]
-    runners: list[web.AppRunner] = []
-    stop = asyncio.Event()
-    traffic: asyncio.Task[None] | None = None
-    try:
-        targets = {}
-        for dep in deployments:
-            app = web.Application()
-            app.router.add_get("/metrics", dep.metrics)
-            runner, port = await _serve(app)
-            runners.append(runner)
-            targets[dep.name] = f"http://{HOST}:{port}/metrics"
-        receiver = Receiver(secret)
-        hooks = web.Application()
-        hooks.router.add_post("/hooks", receiver.hook)
-        runner, hook_port = await _serve(hooks)
-        runners.append(runner)
-        sock = _bound_socket()
-        port = int(sock.getsockname()[1])
+    receiver = WebhookReceiver(secret, require_signature=True)
+    async with (
+        serving_deployments(DEPLOYMENTS, rps=RPS, seed=11) as deployments,
+        receiver,
+    ):
+        sock = bind()
+        url = f"http://{HOST}:{port_of(sock)}"
         settings = Settings(
-            listen=f"{HOST}:{port}",
+            listen=url.removeprefix("http://"),
             database_url=f"sqlite:///{tmp_path / 'canaryd.db'}",
             api_tokens=[token],
             webhook_secret=secret,
-            webhook_allowed_hosts=[f"{HOST}:{hook_port}"],
+            webhook_allowed_hosts=[receiver.host],
             config_dir=tmp_path / "configs",
-            public_url=f"http://{HOST}:{port}",
+            public_url=url,
             shutdown_grace_s=2.0,
             webhook_timeout_s=5.0,
         )
-        runner, _ = await _serve(Daemon(settings).build(), sock)
-        runners.append(runner)
-        traffic = asyncio.create_task(_traffic(deployments, stop))
-        yield Live(
-            api=f"http://{HOST}:{port}",
-            token=token,
-            hook_url=f"http://{HOST}:{hook_port}/hooks",
-            receiver=receiver,
-            targets=targets,
-        )
-    finally:
-        stop.set()
-        if traffic is not None:
-            await traffic
-        for runner in reversed(runners):  # the daemon first: it stops ticking and delivering
-            await runner.cleanup()
+        async with serving(Daemon(settings).build(), sock):  # stopped first: no more webhooks
+            yield Live(api=url, token=token, receiver=receiver, deployments=deployments)
 
 
 def _registration(name: str, canary: str, live: Live) -> dict[str, Any]:
@@ -206,32 +123,22 @@ def _registration(name: str, canary: str, live: Live) -> dict[str, Any]:
         "config_inline": CONFIG,
         "baseline": {
             "labels": {"deployment": "checkout-baseline"},
-            "targets": [live.targets["checkout-baseline"]],
+            "targets": [live.deployments.metrics_url("checkout-baseline")],
         },
-        "canary": {"labels": {"deployment": canary}, "targets": [live.targets[canary]]},
+        "canary": {
+            "labels": {"deployment": canary},
+            "targets": [live.deployments.metrics_url(canary)],
+        },
         "stages": STAGES,
-        "webhook": {"url": live.hook_url},
+        "webhook": {"url": live.receiver.url},
         "mode": "live",
         "metadata": {"commit": "e2e-sequential"},
     }
 
 
-async def _until_settled(
-    client: aiohttp.ClientSession, live: Live, ids: list[str], deadline: float
-) -> list[dict[str, Any]]:
-    """Poll until every canary is terminal and its webhook arrived, or the deadline passes."""
-    states: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        states = []
-        for cid in ids:
-            async with client.get(f"{live.api}/api/v1/canaries/{cid}") as resp:
-                assert resp.status == 200
-                states.append(await resp.json())
-        terminal = all(s["phase"] in ("promoted", "rolled_back", "paused") for s in states)
-        if terminal and all(live.receiver.of(cid) for cid in ids):
-            return states
-        await asyncio.sleep(0.25)
-    return states
+def _hooks(live: Live, cid: str) -> list[Attempt]:
+    """The acknowledged webhooks of one canary, in arrival order."""
+    return [a for a in live.receiver.acknowledged() if a.canary_id == cid]
 
 
 def _analysis_start(state: dict[str, Any]) -> float:
@@ -245,48 +152,57 @@ class TestSequentialLive:
     """The sequential judge decides on every poll of the live daemon."""
 
     async def test_bad_canary_rolls_back_in_the_first_interval_good_one_is_promoted_early(
-        self, live: Live
+        self, live: Live, until: Until
     ) -> None:
         """3× errors: rolled back, with the e-value in the reason, before the first analysis
         interval ends; the healthy canary: promoted early, before its stages' full time."""
-        deadline = time.monotonic() + DEADLINE_S
         headers = {"Authorization": f"Bearer {live.token}"}
         async with aiohttp.ClientSession(headers=headers) as client:
             ids = {}
-            for name, canary in (
-                ("checkout-bad", "checkout-bad"),
-                ("checkout-good", "checkout-good"),
-            ):
-                body = _registration(name, canary, live)
+            for name in ("checkout-bad", "checkout-good"):
+                body = _registration(name, name, live)
                 async with client.post(f"{live.api}/api/v1/canaries", json=body) as resp:
                     created = await resp.json()
                     assert resp.status == 201, created
                 ids[name] = created["id"]
-            bad, good = await _until_settled(client, live, list(ids.values()), deadline)
+            states: dict[str, dict[str, Any]] = {}
+
+            async def settled() -> bool:
+                """Both finished, and each one's webhook acknowledged."""
+                for name, cid in ids.items():
+                    async with client.get(f"{live.api}/api/v1/canaries/{cid}") as resp:
+                        assert resp.status == 200
+                        states[name] = await resp.json()
+                finished = all(s["phase"] in FINISHED for s in states.values())
+                return finished and all(live.receiver.events_of(cid) for cid in ids.values())
+
+            done = await until(settled, timeout_s=DEADLINE_S, interval_s=0.25)
+            where = {name: (s["phase"], s["reason"]) for name, s in states.items()}
+            assert done, f"not settled in {DEADLINE_S:g}s: {where}"
+        bad, good = states["checkout-bad"], states["checkout-good"]
 
         assert live.receiver.rejected == 0
         assert bad["phase"] == "rolled_back", bad["reason"]
-        rollback = [d for d in bad["decisions"] if d["action"] == "rollback"]
-        assert len(rollback) == 1
-        took = rollback[0]["decided_at"] - _analysis_start(bad)
+        [rollback] = [d for d in bad["decisions"] if d["action"] == "rollback"]
+        # On the daemon's own tick grid: decided within the first interval, which was never
+        # scored (a poll, not an interval boundary, rolled it back).
+        took = rollback["decided_at"] - _analysis_start(bad)
         assert 0 < took < ANALYSIS_INTERVAL_S, took
-        reason = rollback[0]["reason"]
+        assert all(t["score"] is None for t in bad["ticks"]), [t["score"] for t in bad["ticks"]]
+        reason = rollback["reason"]
         assert reason.startswith("error_rate: rate ≥ "), reason
         assert "e = " in reason, reason
         assert "≥ 100" in reason, reason
-        hook = live.receiver.of(ids["checkout-bad"])
-        assert [e["event"] for e in hook] == ["rollback"]
-        assert hook[0]["header_event"] == "rollback"
-        assert hook[0]["reason"] == reason
+        [hook] = _hooks(live, ids["checkout-bad"])
+        assert (hook.event, hook.json()["event"]) == ("rollback", "rollback")
+        assert hook.json()["reason"] == reason
 
         assert good["phase"] == "promoted", good["reason"]
-        promote = [d for d in good["decisions"] if d["action"] == "promote"]
-        assert len(promote) == 1
-        took = promote[0]["decided_at"] - _analysis_start(good)
+        [promote] = [d for d in good["decisions"] if d["action"] == "promote"]
+        took = promote["decided_at"] - _analysis_start(good)
         assert MIN_STAGE_S <= took < STAGE_S, took
-        reason = promote[0]["reason"]
-        assert "early: error_rate: non-inferior: canary/baseline ≤ " in reason, reason
+        reason = promote["reason"]
+        assert reason.startswith("early: error_rate: non-inferior: "), reason
         assert "< tolerance 1.2" in reason, reason
-        hook = live.receiver.of(ids["checkout-good"])
-        assert [e["event"] for e in hook] == ["promote"]
-        assert hook[0]["weight"] == 100
+        [hook] = _hooks(live, ids["checkout-good"])
+        assert (hook.event, hook.json()["weight"]) == ("promote", 100)

@@ -1,221 +1,180 @@
-"""Helpers for the crash and shutdown tests, beside conftest's fixtures (not a conftest).
+"""The real processes of the end-to-end tests, on 127.0.0.1: started, waited for, stopped, read.
 
-- :func:`reserve_port` holds a 127.0.0.1 port bound but not listening — connections to it are
-  refused, and nobody else can take it — until :func:`serve_on` starts serving on it: the
-  webhook receiver is "down" and comes "up" at the same URL.
-- :class:`HookRecorder` stands in front of a verifying webhook handler (conftest's
-  ``Receiver.hook``): it records every attempt with its headers and raw body, and can answer the
-  first attempt of each delivery 503 and hold requests for a while.
-- :class:`SlowProxy` passes Prometheus' HTTP API through with a delay, so ticks take a while.
-- :func:`kill9`, :func:`snapshot_db` (the SQLite file read from a copy, so the restarted daemon
-  recovers the crashed file itself) and :func:`log_events` (the daemon's JSON log lines).
-- :func:`spawn_daemon` starts ``canaryd serve`` without waiting for it to be ready (conftest's
-  ``start_daemon`` waits), for signals during start-up; :func:`seed_fleet` fills a database
-  with many parked canaries, so that start-up takes a while.
+- :func:`start_daemon`: ``canaryd serve`` told a fresh port (:func:`support.loopback.on_fresh_port`
+  — a child must be told its port), returned once ``/readyz`` answers 200 *and* the daemon's
+  own token is accepted there, so the process answering is this child; when the child finds its
+  port taken it exits saying so, and another port is tried.
+- :func:`spawn_daemon`: the same process on a given port without waiting (signals in start-up).
+- :func:`start_prometheus`: ``prometheus`` binds port 0 itself and logs the address it listens
+  on; the URL is read from that log line, so no port number is guessed.
+- :func:`terminate` (SIGTERM, a bounded wait, SIGKILL), :func:`kill9`, :func:`sigterm_exit`.
+- :func:`until`: poll an async probe, bounded; :func:`log_events`, :func:`events_after`,
+  :func:`keep_log`, :func:`tail` read the processes' logs.
+
+Without the prometheus binary :func:`prometheus_binary` skips, except under ``CI=true``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import hashlib
 import json
 import os
+import re
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+import pytest
 
-from analyzer.clock import SystemClock
-from analyzer.configs.catalog import Catalog
-from analyzer.configs.judgeconfig import parse_config
-from analyzer.demo.simulator import DEMO_CONFIG
-from analyzer.model import Canary, Side, Stage
-from analyzer.store.sqlite import SqliteStore
+from support.loopback import HOST, PortTaken, on_fresh_port
 
-HOST = "127.0.0.1"
-HOOK_PATH = "/hooks/canary"
+__all__ = [
+    "READY_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "DaemonProc",
+    "PrometheusProc",
+    "events_after",
+    "keep_log",
+    "kill9",
+    "log_events",
+    "port_taken",
+    "prometheus_binary",
+    "sigterm_exit",
+    "spawn_daemon",
+    "start_daemon",
+    "start_prometheus",
+    "tail",
+    "terminate",
+    "until",
+]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-# -- ports and servers ------------------------------------------------------------------------
-def reserve_port() -> socket.socket:
-    """A socket bound to a free 127.0.0.1 port and not listening: connecting is refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    return sock
-
-
-def port_of(sock: socket.socket) -> int:
-    """The port a socket is bound to."""
-    return int(sock.getsockname()[1])
-
-
-async def serve_on(app: web.Application, sock: socket.socket) -> web.AppRunner:
-    """Serve ``app`` on an already bound socket (it starts listening now)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    return runner
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+EXIT_TIMEOUT_S = 30.0
+"""How long a daemon with nothing in flight may take to exit after SIGTERM (a bound, not a
+measurement: the grace periods here are a few seconds)."""
+_LISTENING = re.compile(r'msg="Listening on" address=(\S+)')
 
 
-# -- the webhook side -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Attempt:
-    """One POST the daemon made to the webhook, as it arrived."""
-
-    delivery: str
-    event: str
-    signature: str
-    body: bytes
-    status: int
-    at: float
-
-    @property
-    def body_sha256(self) -> str:
-        """Digest of the raw body, to compare attempts."""
-        return hashlib.sha256(self.body).hexdigest()
+# -- waiting and logs -------------------------------------------------------------------------
+async def until(
+    probe: Callable[[], Awaitable[bool]], *, timeout_s: float, interval_s: float = 0.2
+) -> bool:
+    """Poll ``probe`` until it is true or ``timeout_s`` has passed; whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(interval_s)
+    return False
 
 
-@dataclass
-class HookRecorder:
-    """Records every webhook attempt, then lets ``verify`` (the verifying receiver) answer.
+def tail(path: Path, lines: int = 40) -> str:
+    """The end of a log file, for failure messages."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"({path} unreadable)"
+    return "\n".join(text.splitlines()[-lines:])
 
-    ``fail_first``: the first attempt of each delivery id is answered 503 (retried by the
-    daemon). ``hold_s``: each request is held that long first, or until :meth:`release_all`.
-    """
 
-    verify: Handler
-    fail_first: bool = False
-    hold_s: float = 0.0
-    attempts: list[Attempt] = field(default_factory=list)
-    holding: list[str] = field(default_factory=list)
-    """Delivery ids of the requests being handled right now."""
-    released: asyncio.Event = field(default_factory=asyncio.Event)
+def log_events(log: Path) -> list[dict[str, Any]]:
+    """The daemon's JSON log lines (anything else is skipped)."""
+    events = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                events.append(entry)
+    return events
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """POST /hooks/canary."""
-        self.holding.append(request.headers.get("X-Canaryd-Delivery", ""))
+
+def events_after(log: Path, event: str) -> list[dict[str, Any]]:
+    """The daemon's log events from the first ``event`` on (which must be there)."""
+    events = log_events(log)
+    names = [e.get("event") for e in events]
+    assert event in names, f"no {event} in the log:\n{tail(log)}"
+    return events[names.index(event) :]
+
+
+def keep_log(log: Path, name: str) -> Path:
+    """Copy a daemon log aside before a restart truncates it; the copy's path."""
+    kept = log.with_name(name)
+    with contextlib.suppress(OSError):
+        shutil.copyfile(log, kept)
+    return kept
+
+
+def port_taken(log: Path) -> bool:
+    """Whether a process's log says it could not bind its port."""
+    return "address already in use" in tail(log, 200).lower()
+
+
+# -- stopping ---------------------------------------------------------------------------------
+async def terminate(proc: asyncio.subprocess.Process, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL; always reaps the process."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         try:
-            body = await request.read()  # cached: ``verify`` reads the same bytes
-            if self.hold_s > 0 and not self.released.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.released.wait(), self.hold_s)
-            delivery = request.headers.get("X-Canaryd-Delivery", "")
-            if self.fail_first and delivery not in self.ids():
-                response: web.StreamResponse = web.Response(status=503, text="try again")
-            else:
-                response = await self.verify(request)
-            self.attempts.append(
-                Attempt(
-                    delivery=delivery,
-                    event=request.headers.get("X-Canaryd-Event", ""),
-                    signature=request.headers.get("X-Canaryd-Signature-256", ""),
-                    body=body,
-                    status=response.status,
-                    at=time.time(),
-                )
-            )
-            return response
-        finally:
-            self.holding.remove(request.headers.get("X-Canaryd-Delivery", ""))
-
-    def ids(self) -> set[str]:
-        """Delivery ids seen so far."""
-        return {a.delivery for a in self.attempts}
-
-    def of(self, delivery: str) -> list[Attempt]:
-        """Every attempt of one delivery id, in arrival order."""
-        return [a for a in self.attempts if a.delivery == delivery]
-
-    def acknowledged(self, delivery: str) -> list[Attempt]:
-        """The attempts of one delivery id that were answered 2xx."""
-        return [a for a in self.of(delivery) if 200 <= a.status < 300]
-
-    def release_all(self) -> None:
-        """Stop holding requests (now and from now on)."""
-        self.released.set()
-
-    def app(self) -> web.Application:
-        """An application with the hook at :data:`HOOK_PATH`."""
-        app = web.Application()
-        app.router.add_post(HOOK_PATH, self.handle)
-        return app
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
 
-# -- a slow Prometheus ------------------------------------------------------------------------
-@dataclass
-class SlowProxy:
-    """Passes GET /api/v1/* to ``upstream`` after ``delay_s``; counts requests in flight."""
-
-    upstream: str
-    delay_s: float
-    in_progress: int = 0
-    answered: int = 0
-    session: aiohttp.ClientSession | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Forward one API request."""
-        assert self.session is not None
-        self.in_progress += 1
-        try:
-            await asyncio.sleep(self.delay_s)
-            url = f"{self.upstream}{request.path}"
-            async with self.session.get(url, params=request.query) as resp:
-                body = await resp.read()
-                self.answered += 1
-                return web.Response(status=resp.status, body=body, content_type="application/json")
-        finally:
-            self.in_progress -= 1
-
-    def app(self) -> web.Application:
-        """The proxy's application; its client session lives as long as the app."""
-
-        async def session_ctx(_app: web.Application) -> Any:
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            yield
-            await self.session.close()
-
-        app = web.Application()
-        app.cleanup_ctx.append(session_ctx)
-        app.router.add_get("/api/v1/{rest:.*}", self.handle)
-        return app
-
-
-# -- processes --------------------------------------------------------------------------------
 async def kill9(proc: asyncio.subprocess.Process) -> None:
     """SIGKILL the process (no chance to clean up) and reap it."""
     os.kill(proc.pid, signal.SIGKILL)
-    await asyncio.wait_for(proc.wait(), 10.0)
+    await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
     assert proc.returncode == -signal.SIGKILL, proc.returncode
 
 
-async def spawn_daemon(settings: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    """Start ``python -m analyzer.cli serve`` with ``settings`` (CANARYD_*) and return at once.
+async def sigterm_exit(proc: asyncio.subprocess.Process) -> int:
+    """SIGTERM a process with nothing in flight; its exit code (bounded wait)."""
+    proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), EXIT_TIMEOUT_S)
 
-    The caller stops it (:func:`terminate`); it is not known to be ready.
-    """
+
+# -- the daemon -------------------------------------------------------------------------------
+@dataclass
+class DaemonProc:
+    """A running ``canaryd serve`` process that answered ``/readyz``."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+    token: str
+    log: Path
+    grace_s: float
+
+    def log_tail(self) -> str:
+        """The end of its log, for failure messages."""
+        return tail(self.log)
+
+
+async def spawn_daemon(
+    settings: Mapping[str, str], log: Path, port: int
+) -> asyncio.subprocess.Process:
+    """Start ``python -m analyzer.cli serve`` on ``127.0.0.1:port`` with ``settings``
+    (CANARYD_*, added to a token and info logging) and return at once, not known to be ready.
+    The caller stops it (:func:`terminate`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARYD_")}
     env |= {
-        "CANARYD_LISTEN": f"{HOST}:{port_of_free()}",
         "CANARYD_API_TOKENS": os.urandom(16).hex(),
         "CANARYD_LOG_LEVEL": "info",
+        "CANARYD_PUBLIC_URL": f"http://{HOST}:{port}",
         **settings,
+        "CANARYD_LISTEN": f"{HOST}:{port}",
     }
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
@@ -230,224 +189,124 @@ async def spawn_daemon(settings: dict[str, str], log: Path) -> asyncio.subproces
         )
 
 
-async def terminate(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL; always reaps the process."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
+async def start_daemon(
+    settings: Mapping[str, str], log: Path, *, grace_s: float = 5.0
+) -> DaemonProc:
+    """``canaryd serve`` on a fresh port with a fresh token, once it is ready (see the module
+    docstring); ``settings`` may set the grace period (``CANARYD_SHUTDOWN_GRACE_S``)."""
+    token = os.urandom(16).hex()
+    grace = float(settings.get("CANARYD_SHUTDOWN_GRACE_S", grace_s))
+    env = {**settings, "CANARYD_API_TOKENS": token, "CANARYD_SHUTDOWN_GRACE_S": f"{grace:g}"}
+
+    async def start(port: int) -> DaemonProc:
+        proc = await spawn_daemon(env, log, port)
+        daemon = DaemonProc(
+            proc=proc, url=f"http://{HOST}:{port}", token=token, log=log, grace_s=grace
+        )
         try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _until_ours(daemon)
+        except BaseException:
+            await terminate(proc)
+            raise
+        return daemon
+
+    return await on_fresh_port(start)
 
 
-def port_of_free() -> int:
-    """A 127.0.0.1 port that was free a moment ago."""
-    with contextlib.closing(reserve_port()) as sock:
-        return port_of(sock)
+async def _until_ours(daemon: DaemonProc) -> None:
+    """Wait until the daemon is ready and it is this child that answers on its port: its token
+    is accepted (an action on an unknown canary is 404 to it, 401 to another daemon). Raises
+    :class:`PortTaken` when the child could not bind its port."""
+    auth = {"Authorization": f"Bearer {daemon.token}"}
+    unknown = f"{daemon.url}/api/v1/canaries/{uuid.uuid4().hex}/abort"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as client:
+        while time.monotonic() < deadline:
+            if daemon.proc.returncode is not None:
+                if port_taken(daemon.log):
+                    raise PortTaken
+                pytest.fail(f"canaryd exited with {daemon.proc.returncode}:\n{daemon.log_tail()}")
+            if await _status(client, "GET", f"{daemon.url}/readyz") == 200:
+                if await _status(client, "POST", unknown, headers=auth, json={}) == 404:
+                    return
+                raise PortTaken  # another process answers on the port
+            await asyncio.sleep(0.1)
+    pytest.fail(f"canaryd was not ready in {READY_TIMEOUT_S:g}s:\n{daemon.log_tail()}")
 
 
-async def seed_fleet(db: Path, config: dict[str, Any], count: int) -> None:
-    """A fresh database holding ``count`` canaries in warm-up under ``config``.
-
-    One canary is stored through the store; the rest are copies of its row made in one
-    statement (a store transaction per canary, each with its fsync, would take seconds).
-    """
-    store = SqliteStore(str(db))
-    await store.open()
+async def _status(client: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> int | None:
     try:
-        version = await Catalog(store, SystemClock()).put(parse_config(config))
-        now = time.time()
-        canary = Canary(
-            id=uuid.uuid4().hex,
-            name="seed",
-            service="seed",
-            config_name=version.name,
-            config_hash=version.hash,
-            baseline=Side(labels={"deployment": "seed-baseline"}),
-            canary=Side(labels={"deployment": "seed-canary"}),
-            stages=(Stage(weight=100, duration_s=60),),
-            webhook_url=None,
-            created_at=now,
-            stage_started_at=now,
-        )
-        await store.create_canary(canary, {})
-    finally:
-        await store.close()
-    conn = sqlite3.connect(db)
-    try:
-        rest = [r[1] for r in conn.execute("PRAGMA table_info(canaries)") if r[1] != "id"]
-        copy = (
-            "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?) "
-            f"INSERT INTO canaries (id, {', '.join(rest)}) "
-            f"SELECT c.id || '-' || k.n, {', '.join('c.' + r for r in rest)} FROM canaries AS c, k"
-        )
-        with conn:
-            conn.execute(copy, (count - 1,))
-    finally:
-        conn.close()
+        async with client.request(method, url, **kw) as resp:
+            return resp.status
+    except (aiohttp.ClientError, TimeoutError):
+        return None
 
 
-def keep_log(log: Path, name: str) -> Path:
-    """Copy a daemon log aside before a restart truncates it; the copy's path."""
-    kept = log.with_name(name)
-    with contextlib.suppress(OSError):
-        shutil.copyfile(log, kept)
-    return kept
+# -- prometheus -------------------------------------------------------------------------------
+def prometheus_binary() -> str:
+    """Path of the prometheus binary; fails under CI=true when it is missing, else skips."""
+    path = shutil.which("prometheus")
+    if path is None:
+        why = "the prometheus binary is not on PATH (apt-get install prometheus; .ci/run does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {why}")
+        pytest.skip(why)
+    return path
 
 
-def log_events(log: Path) -> list[dict[str, Any]]:
-    """The daemon's JSON log lines (anything else is skipped)."""
-    events = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            entry = json.loads(line)
-            if isinstance(entry, dict):
-                events.append(entry)
-    return events
-
-
-# -- the database, read from a copy ------------------------------------------------------------
 @dataclass(frozen=True)
-class DbSnapshot:
-    """Rows of the daemon's SQLite file, by table, each row a dict."""
+class PrometheusProc:
+    """A running Prometheus: its process, base URL and log file."""
 
-    canaries: dict[str, dict[str, Any]]
-    ticks: dict[str, list[dict[str, Any]]]
-    decisions: dict[str, list[dict[str, Any]]]
-    outbox: dict[str, list[dict[str, Any]]]
-
-
-def snapshot_db(path: Path) -> DbSnapshot:
-    """Read the database of a stopped daemon from a copy of its files.
-
-    The copy (the main file and its WAL) is opened, so SQLite's recovery and checkpoint run on
-    the copy; the original stays exactly as the crash left it for the next daemon to recover.
-    """
-    with tempfile.TemporaryDirectory(prefix="canaryd-snapshot-") as tmp:
-        copy = Path(tmp) / path.name
-        for suffix in ("", "-wal"):
-            source = path.with_name(path.name + suffix)
-            if source.exists():
-                shutil.copyfile(source, copy.with_name(copy.name + suffix))
-        conn = sqlite3.connect(copy)
-        try:
-            conn.row_factory = sqlite3.Row
-            return DbSnapshot(
-                canaries={r["id"]: dict(r) for r in conn.execute("SELECT * FROM canaries")},
-                ticks=_by_canary(conn, "SELECT * FROM ticks ORDER BY canary_id, seq"),
-                decisions=_by_canary(conn, "SELECT * FROM decisions ORDER BY canary_id, seq"),
-                outbox=_by_canary(conn, "SELECT * FROM outbox ORDER BY canary_id, seq"),
-            )
-        finally:
-            conn.close()
-
-
-def _by_canary(conn: sqlite3.Connection, sql: str) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(sql):
-        out.setdefault(row["canary_id"], []).append(dict(row))
-    return out
-
-
-# -- the daemon's API -------------------------------------------------------------------------
-@dataclass
-class Api:
-    """The daemon's HTTP API over one client session, for one daemon process (URL, token)."""
-
-    client: aiohttp.ClientSession
+    proc: asyncio.subprocess.Process
     url: str
-    token: str
+    log: Path
 
-    @property
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def register(self, body: dict[str, Any]) -> str:
-        """POST /api/v1/canaries; the new canary's id."""
-        async with self.client.post(
-            f"{self.url}/api/v1/canaries", json=body, headers=self._auth
-        ) as resp:
-            created = await resp.json()
-            assert resp.status == 201, created
-            return str(created["id"])
-
-    async def act(self, cid: str, action: str) -> dict[str, Any]:
-        """POST /api/v1/canaries/{id}/{action}: the canary after it."""
-        async with self.client.post(
-            f"{self.url}/api/v1/canaries/{cid}/{action}", json={}, headers=self._auth
-        ) as resp:
-            body: dict[str, Any] = await resp.json()
-            assert resp.status == 200, body
-            return body
-
-    async def registration_refused(self, body: dict[str, Any]) -> str:
-        """POST a registration to a daemon that is stopping: its status, or "refused"."""
-        try:
-            async with self.client.post(
-                f"{self.url}/api/v1/canaries",
-                json=body,
-                headers=self._auth,
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as resp:
-                return str(resp.status)
-        except aiohttp.ClientConnectionError:
-            return "refused"
-
-    async def canary(self, cid: str) -> dict[str, Any]:
-        """GET /api/v1/canaries/{id}: state, ticks, decisions and deliveries."""
-        async with self.client.get(f"{self.url}/api/v1/canaries/{cid}") as resp:
-            assert resp.status == 200, await resp.text()
-            body: dict[str, Any] = await resp.json()
-            return body
+    def log_tail(self) -> str:
+        """The end of its log, for failure messages."""
+        return tail(self.log)
 
 
-async def prometheus_has_data(client: aiohttp.ClientSession, url: str, targets: int) -> bool:
-    """Whether Prometheus has a request rate for every target (≥ 2 samples each)."""
-    query = "count by (deployment) (rate(http_requests_total[5s]))"
-    async with client.get(f"{url}/api/v1/query", params={"query": query}) as resp:
-        body = await resp.json()
-    return len(body.get("data", {}).get("result", [])) == targets
+async def start_prometheus(binary: str, config: Path, home: Path) -> PrometheusProc:
+    """Prometheus with ``config``, its data and log in ``home``, listening on a port it picked
+    (``127.0.0.1:0``, read back from its log), once ``/-/ready`` answers 200."""
+    log = home / "prometheus.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address={HOST}:0",
+            "--log.level=info",  # the "Listening on" line with the bound address is at info
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://{await _listening_on(proc, log)}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as client:
+
+            async def ready() -> bool:
+                return await _status(client, "GET", f"{url}/-/ready") == 200
+
+            if not await until(ready, timeout_s=READY_TIMEOUT_S):
+                pytest.fail(f"prometheus was not ready in {READY_TIMEOUT_S:g}s:\n{tail(log)}")
+    except BaseException:
+        await terminate(proc)
+        raise
+    return PrometheusProc(proc=proc, url=url, log=log)
 
 
-NOTIFYING = frozenset({"rollback", "step", "promote"})
-TERMINAL = frozenset({"promoted", "rolled_back", "aborted", "failed"})
+async def _listening_on(proc: asyncio.subprocess.Process, log: Path) -> str:
+    """The ``host:port`` Prometheus logged it listens on."""
 
+    async def logged() -> bool:
+        if proc.returncode is not None:
+            pytest.fail(f"prometheus exited with {proc.returncode}:\n{tail(log)}")
+        return _LISTENING.search(tail(log, 200)) is not None
 
-def assert_consistent(snapshot: DbSnapshot) -> None:
-    """Every canary's rows agree: ticks and decisions numbered 1..n as its counters say, an
-    outbox row for every decision that notifies (and none for another), a finished canary's
-    phase as its last decision left it."""
-    for cid, row in snapshot.canaries.items():
-        ticks = [t["seq"] for t in snapshot.ticks.get(cid, [])]
-        assert ticks == list(range(1, row["tick_seq"] + 1)), (cid, ticks, row["tick_seq"])
-        decisions = snapshot.decisions.get(cid, [])
-        seqs = [d["seq"] for d in decisions]
-        assert seqs == list(range(1, row["decision_seq"] + 1)), (cid, seqs, row["decision_seq"])
-        live = row["mode"] == "live" and row["webhook_url"]
-        wanted = {f"{cid}:{d['seq']}" for d in decisions if live and d["action"] in NOTIFYING}
-        outbox = {o["delivery_id"] for o in snapshot.outbox.get(cid, [])}
-        assert outbox == wanted, (cid, outbox, wanted)
-        if row["phase"] in TERMINAL:
-            assert decisions, cid
-            assert decisions[-1]["phase_after"] == row["phase"], (cid, decisions[-1])
-
-
-def golden_signals(name: str, description: str, *, step_s: float = 2.0) -> dict[str, Any]:
-    """The demo's judge config at ``step_s`` steps with a 6 s interval, for end-to-end tests:
-    error ratio and p99 latency by Mann-Whitney, an error-ratio kill-switch."""
-    config = copy.deepcopy(DEMO_CONFIG)
-    config.update(
-        name=name,
-        description=description,
-        step=f"{step_s:g}s",
-        analysis_interval="6s",
-        on_inconclusive="pause",
-    )
-    config["metrics"][1]["effect_size"] = {"allowed_increase": 1.2, "critical_increase": 1.5}
-    config["kill_switch"] = [
-        {"metric": "error_rate", "max_ratio": 3.0, "min_exposure": 2000, "window": "6s"}
-    ]
-    return config
+    if not await until(logged, timeout_s=READY_TIMEOUT_S, interval_s=0.05):
+        pytest.fail(f"prometheus did not say where it listens:\n{tail(log)}")
+    found = _LISTENING.search(tail(log, 200))
+    assert found is not None
+    return found.group(1)
