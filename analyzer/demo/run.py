@@ -52,21 +52,28 @@ class DeployStandIn:
         return web.Response(status=204)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _bound_socket() -> socket.socket:
+    """A socket bound to a port the kernel picked on 127.0.0.1: the port is known, and nobody
+    else can take it, before anything listens on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
+async def _serve(
+    app: web.Application, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``sock`` (a fresh :func:`_bound_socket` if none); its runner and port.
+    The runner's cleanup closes the socket."""
+    sock = sock or _bound_socket()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only here
-    assert server is not None
-    sockets = getattr(server, "sockets", None) or []
-    return runner, int(sockets[0].getsockname()[1])
+    await web.SockSite(runner, sock).start()
+    return runner, int(sock.getsockname()[1])
 
 
 @dataclass
@@ -177,7 +184,8 @@ async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
     hook_app = web.Application()
     hook_app.router.add_post("/hooks/canary", stand_in.hook)
     hook_runner, hook_port = await _serve(hook_app)
-    port = _free_port()
+    sock = _bound_socket()  # the daemon's: its port goes into the settings before it listens
+    port = int(sock.getsockname()[1])
     with tempfile.TemporaryDirectory(prefix="canaryd-demo-") as tmp:
         settings = Settings(
             listen=f"127.0.0.1:{port}",
@@ -188,10 +196,7 @@ async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
             config_dir=Path(tmp) / "configs",
             shutdown_grace_s=5.0,
         )
-        daemon = Daemon(settings)
-        runner = web.AppRunner(daemon.build(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runner, _ = await _serve(Daemon(settings).build(), sock)
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
