@@ -16,9 +16,21 @@ from analyzer.telemetry import Telemetry
 from analyzer.tick.fleet import Fleet, Registration
 from analyzer.tick.scheduler import Scheduler
 from support.dispatching import parked
-from support.fakes import Handler, SteppedClock
+from support.fakes import Handler, SteppedClock, Traffic
 
-__all__ = ["INTERVAL", "LONG", "PUBLIC_URL", "STAGES", "STEP", "Daemon", "Running", "by_deployment"]
+__all__ = [
+    "HEALTHY",
+    "INTERVAL",
+    "LONG",
+    "ON_FIRE",
+    "PUBLIC_URL",
+    "REGRESSED",
+    "STAGES",
+    "STEP",
+    "Daemon",
+    "Running",
+    "by_deployment",
+]
 
 STEP, INTERVAL = 60.0, 300.0
 PUBLIC_URL = "http://canaryd.test:8080"
@@ -28,6 +40,11 @@ STAGES = (
     Stage(weight=100, duration_s=0),
 )
 LONG = (Stage(weight=10, duration_s=3600),)
+
+HEALTHY = Traffic()
+REGRESSED = Traffic(error_rate={"baseline": 0.01, "canary": 0.05})
+ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
+"""Over the kill-switch's 20 % line on every poll."""
 
 
 def by_deployment(**traffic: Handler) -> Handler:

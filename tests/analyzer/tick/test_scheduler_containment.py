@@ -12,14 +12,8 @@ from structlog.testing import capture_logs
 
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.model import Action, Mode, Phase
-from analyzer.store.sqlite import SqliteStore
-from analyzer.telemetry import Telemetry
-from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic, outage
-from support.scheduling import LONG, STEP, Daemon, Running, by_deployment
-
-HEALTHY = Traffic()
-ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
-"""Over the kill-switch's 20 % line on every poll."""
+from support.fakes import T0, FakeSource, outage
+from support.scheduling import HEALTHY, LONG, ON_FIRE, STEP, Daemon, Running, by_deployment
 
 
 class ForgettingSource(FakeSource):
@@ -43,20 +37,6 @@ class ForgettingSource(FakeSource):
 def source() -> ForgettingSource:
     """Healthy traffic for the ``steady`` deployment, the kill-switch's for ``fire``."""
     return ForgettingSource(by_deployment(steady=HEALTHY, other=HEALTHY, fire=ON_FIRE))
-
-
-@pytest.fixture
-def daemon(
-    store: SqliteStore, clock: SteppedClock, telemetry: Telemetry, source: ForgettingSource
-) -> Daemon:
-    """Fleet and scheduler over the test's store, clock and source."""
-    return Daemon(store, clock, telemetry, source)
-
-
-@pytest.fixture
-def config(make_config: MakeConfig) -> JudgeConfig:
-    """step 60 s, interval 5 m, no warm-up."""
-    return make_config()
 
 
 class TestContainment:
