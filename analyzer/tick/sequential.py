@@ -5,11 +5,16 @@
 every poll from the whole window since the analysis started, which their guarantee allows
 however often they are looked at. They share the config's α by e-Bonferroni: with ``m``
 sequential metrics each fails at e ≥ m/α. A metric without usable data is undecided (e = 1).
+
+Each outcome's reason is the judge's own, estimate first and proven bound second — "error_rate:
+regression: rate 3.1× baseline (at least 1.02× proven; e = 41 ≥ 40)" — and that is the text
+the rollback's webhook body carries.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TypeVar, assert_never
 
 from analyzer.configs.judgeconfig import JudgeConfig, MetricConfig
@@ -21,9 +26,22 @@ from judges.sequential.count import sequential_count
 from judges.sequential.mean import sequential_mean
 from judges.sequential.result import SequentialResult
 
-__all__ = ["sequential_outcomes"]
+__all__ = ["JudgedOutcome", "sequential_outcomes"]
 
 _Data = TypeVar("_Data", SeriesData, CountData)
+# The gauge judge's mixture is tuned for the width at this many steps at least (two hours of
+# one-minute steps): serially dependent gauges carry fewer independent pieces than steps, and
+# a narrower tuning lets the first, least certain looks decide.
+_MEAN_T_OPT = 120
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgedOutcome(SequentialOutcome):
+    """A sequential outcome worded by its judge: the estimate first, the proven bound second."""
+
+    @property
+    def reason(self) -> str:
+        return f"{self.name}: {self.result.reason}"
 
 
 def sequential_outcomes(config: JudgeConfig, window: Window) -> tuple[SequentialOutcome, ...]:
@@ -34,7 +52,7 @@ def sequential_outcomes(config: JudgeConfig, window: Window) -> tuple[Sequential
         match metric.judge:
             case JudgeName.SEQUENTIAL_COUNT | JudgeName.SEQUENTIAL_MEAN as judge:
                 data = window.metrics.get(metric.name)
-                outcome = SequentialOutcome(
+                outcome = JudgedOutcome(
                     name=metric.name,
                     judge=judge,
                     critical=metric.critical,
@@ -93,7 +111,7 @@ def _sequential_result(
                 metrics=metrics,
                 tolerance=metric.tolerance or 0.0,
                 direction=metric.direction,
-                t_opt=max(10, round(config.analysis_interval / config.step)),
+                t_opt=max(_MEAN_T_OPT, round(config.analysis_interval / config.step)),
             )
         case _:
             assert_never(judge)

@@ -36,19 +36,27 @@ class SequentialResult:
 
 
 def verdict_reason(
-    result: SequentialResult, *, worse: str, fine: str, effect: str, min_steps: int = 0
+    result: SequentialResult,
+    *,
+    estimate: str,
+    bound: str,
+    fine: str,
+    spread: str,
+    min_steps: int = 0,
 ) -> SequentialResult:
-    """``result`` with its reason in words: regression proven, non-inferiority proven, or
-    undecided — ``worse``, ``fine`` and ``effect`` phrase the judge's own quantity."""
+    """``result`` with its reason in words, the estimate first and what is proven second:
+    "regression: rate 3.1× baseline (at least 1.02× proven; e = 41 ≥ 40)". ``estimate`` phrases
+    the point estimate, ``bound`` the proven side of a regression, ``fine`` the proven side of
+    non-inferiority and ``spread`` both bounds of an undecided judge, in its own quantity."""
     e, th = result.e_value, result.threshold
-    dispersion = f", dispersion {result.dispersion:.2g}" if result.dispersion > 1.0 else ""
+    dispersion = f"; dispersion {result.dispersion:.2g}" if result.dispersion > 1.0 else ""
     if result.failed:
-        why = f"regression: {worse} (e = {e:.3g} ≥ {th:g}){dispersion}"
+        why = f"regression: {estimate} ({bound}; e = {e:.3g} ≥ {th:g}{dispersion})"
     elif result.proven:
-        why = f"non-inferior: {fine} (e = {e:.3g}){dispersion}"
+        why = f"non-inferior: {estimate} ({fine}; e = {e:.3g}{dispersion})"
     elif result.steps < min_steps:
         few = f"{result.steps} informative steps, fewer than {min_steps}"
-        why = f"undecided: {few}; {effect}, e = {e:.3g}{dispersion}"
+        why = f"undecided: {few}; {estimate} ({spread}; e = {e:.3g}{dispersion})"
     else:
-        why = f"undecided: {effect}, e = {e:.3g} < {th:g}{dispersion}"
+        why = f"undecided: {estimate} ({spread}; e = {e:.3g} < {th:g}{dispersion})"
     return replace(result, reason=why)
