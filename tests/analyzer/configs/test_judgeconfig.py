@@ -245,6 +245,35 @@ class TestRejections:
             template_variables("rate(x[$ 5m])", "metrics.0.query")
 
 
+class TestDependence:
+    """The optional ``dependence`` of a metric: none (default) or adjust, mann-whitney only."""
+
+    def test_default_is_none(self) -> None:
+        """Absent, a metric takes its samples as independent (Kayenta's test)."""
+        assert parse_config(_base()).metrics[1].dependence == "none"
+
+    def test_unknown_value_names_the_field(self) -> None:
+        """dependence: hac is refused at metrics.1.dependence."""
+        message = _rejection(_set("metrics.1.dependence", "hac"))
+        assert message.startswith("metrics.1.dependence: Input should be 'none' or 'adjust'")
+
+    def test_only_mann_whitney_adjusts(self) -> None:
+        """On a threshold metric the option is an error naming dependence."""
+        message = _rejection(_set("metrics.0.dependence", "adjust"))
+        assert "dependence: only the mann-whitney judge adjusts for it" in message
+
+    def test_validate_exits_two_naming_the_field(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`canaryd validate` on an unknown value exits 2 and names metrics.1.dependence."""
+        data = _base()
+        data["metrics"][1]["dependence"] = "yes"
+        path = tmp_path / "dependence.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        assert main(["validate", str(path)]) == 2
+        assert "metrics.1.dependence: Input should be" in capsys.readouterr().err
+
+
 class TestMetricLookup:
     """JudgeConfig.metric finds a metric by name; a name it lacks is the project's error."""
 
@@ -298,6 +327,17 @@ class TestConfigHash:
         """The hash of a config is a stored canary's link to it: this one's is fixed for good."""
         digest = "81f3b0a735d05107849fa0c797435e60da62ffeadb03874c894f04b490be42d1"
         assert config_hash(parse_config(_base())) == digest
+
+    def test_dependence_none_keeps_the_hash(self) -> None:
+        """dependence: none, spelt or not, is the hash of a config without the key; adjust
+        changes it."""
+        spelt, adjusted = _base(), _base()
+        spelt["metrics"][1]["dependence"] = "none"
+        adjusted["metrics"][1]["dependence"] = "adjust"
+        base = config_hash(parse_config(_base()))
+        assert config_hash(parse_config(spelt)) == base
+        assert config_hash(parse_config(adjusted)) != base
+        assert "dependence" not in json.dumps(parse_config(spelt).model_dump(mode="json"))
 
     def test_changed_content_changes_hash(self) -> None:
         """A changed threshold changes the hash."""
