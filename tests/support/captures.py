@@ -1,22 +1,18 @@
-"""What the capture tests capture from: a judge config, the golden samples of a checkout service,
-and a scripted fake Prometheus serving them on 127.0.0.1.
-
-:class:`ScriptedPrometheus` records every request it gets (path and parameters) and answers the
-range-query endpoint one value per step from ``samples(query, t)`` (a step is left out when that
-is None); a test may swap ``samples`` or set ``reply`` to answer every request itself.
-"""
+"""What the capture tests capture from: a judge config, and the golden samples of a checkout
+service served by the tests' one fake Prometheus (:mod:`support.prometheus`) through
+:func:`scripted`: one value per step from ``samples(query, t)``, a step left out where that is
+None."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from support.loopback import serving
+from support.prometheus import Handler, matrix
 
 __all__ = [
     "BASELINE",
@@ -26,8 +22,8 @@ __all__ = [
     "STEP",
     "T0",
     "Samples",
-    "ScriptedPrometheus",
     "golden",
+    "scripted",
 ]
 START = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 T0 = START.timestamp()
@@ -79,45 +75,20 @@ def golden(query: str, t: float) -> str | None:
     return "1000"
 
 
-class ScriptedPrometheus:
-    """Prometheus' range-query API on 127.0.0.1, recording every request it gets."""
+def scripted(samples: Samples) -> Handler:
+    """A :class:`~support.prometheus.FakePrometheus` handler answering each range query with
+    one series of ``samples(query, t)`` at each step time (a step is left out where that is
+    None; no series at all when every step is)."""
 
-    def __init__(self, samples: Samples = golden) -> None:
-        self.samples = samples
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.reply: Callable[[web.Request], web.Response] | None = None
-        self.url = ""
-        """The base URL, once serving."""
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[ScriptedPrometheus]:
-        """Listening on 127.0.0.1 (any path) until the block ends."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        async with serving(app) as server:
-            self.url = str(server.make_url("")).rstrip("/")
-            yield self
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, dict(request.query)))
-        if request.path != "/api/v1/query_range":
-            return web.json_response({"status": "error", "error": "not found"}, status=404)
-        if self.reply is not None:
-            return self.reply(request)
+    async def handler(request: web.Request) -> web.Response:
         start, end = float(request.query["start"]), float(request.query["end"])
         step = float(request.query["step"])
         query = request.query["query"]
         values = []
         for k in range(math.floor((end - start) / step) + 1):
-            value = self.samples(query, start + k * step)
+            value = samples(query, start + k * step)
             if value is not None:
-                values.append([start + k * step, value])
-        result = [{"metric": {}, "values": values}] if values else []
-        return web.json_response(
-            {"status": "success", "data": {"resultType": "matrix", "result": result}}
-        )
+                values.append((start + k * step, value))
+        return web.json_response(matrix(values) if values else matrix())
 
-    @property
-    def queries(self) -> list[str]:
-        """The query text of every request, in arrival order."""
-        return [params["query"] for _, params in self.requests]
+    return handler

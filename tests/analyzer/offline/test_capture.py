@@ -11,20 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
 
 from analyzer.configs.judgeconfig import JudgeConfig, parse_config
 from analyzer.errors import InvalidInput, SourcePayloadError, SourceUnavailable
 from analyzer.offline.capture import Captured, capture
 from analyzer.offline.recording import load_recording
-from support.captures import BASELINE, CANARY, CONFIG, START, STEP, T0, ScriptedPrometheus, golden
+from support.captures import BASELINE, CANARY, CONFIG, START, STEP, T0, golden, scripted
+from support.prometheus import FakePrometheus, canned, canned_text, matrix, prometheus_error
 
 
 def config() -> JudgeConfig:
     return parse_config(CONFIG)
 
 
-async def run_capture(prom: ScriptedPrometheus, **overrides: Any) -> Captured:
+async def run_capture(prom: FakePrometheus, **overrides: Any) -> Captured:
     kwargs: dict[str, Any] = {
         "prometheus_url": prom.url,
         "baseline": BASELINE,
@@ -38,7 +38,7 @@ async def run_capture(prom: ScriptedPrometheus, **overrides: Any) -> Captured:
 
 
 class TestCapture:
-    async def test_records_every_metric_on_the_grid(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_records_every_metric_on_the_grid(self, prometheus: FakePrometheus) -> None:
         """Both sides of every template are recorded, one value per step."""
         rec = (await run_capture(prometheus)).recording
         assert (rec.name, rec.start, rec.step_s, rec.steps) == ("checkout-0001", T0, STEP, 10)
@@ -49,25 +49,25 @@ class TestCapture:
         np.testing.assert_array_equal(rec.metrics["latency_p99"].baseline.values, [0.25] * 10)
         assert rec.truth is None
 
-    async def test_missing_and_nan_samples_are_null(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_missing_and_nan_samples_are_null(self, prometheus: FakePrometheus) -> None:
         """A step without a sample and a NaN sample are both recorded as missing."""
         rec = (await run_capture(prometheus)).recording
         p99 = rec.metrics["latency_p99"].canary.values
         assert np.isnan(p99[[2, 3]]).all()
         assert np.isfinite(np.delete(p99, [2, 3])).all()
 
-    async def test_queries_are_rendered_per_side(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_queries_are_rendered_per_side(self, prometheus: FakePrometheus) -> None:
         """Each side's labels are escaped into the selector; variables and the step are filled;
         only the range-query endpoint is called, at whole-second bounds and the step."""
         await run_capture(prometheus, variables={"job": "api"})
         assert len(prometheus.requests) == 6
-        assert {path for path, _ in prometheus.requests} == {"/api/v1/query_range"}
+        # the fake serves only /api/v1/query_range: a call elsewhere would fail the capture
         assert (
             'sum(increase(http_requests_total{job="api",code=~"5..",'
             'deployment="checkout-canary"}[60s]))'
         ) in prometheus.queries
         assert sum('deployment="checkout-baseline"' in q for q in prometheus.queries) == 3
-        _, params = prometheus.requests[0]
+        params = prometheus.requests[0]
         assert (params["start"], params["end"], params["step"]) == (
             str(int(T0)),
             str(int(T0 + 540)),
@@ -75,14 +75,14 @@ class TestCapture:
         )
 
     async def test_step_defaults_to_the_config_and_can_be_set(
-        self, prometheus: ScriptedPrometheus
+        self, prometheus: FakePrometheus
     ) -> None:
         """A 30 s step doubles the steps of a 9-minute window (plus the last)."""
         rec = (await run_capture(prometheus, step_s=30.0)).recording
         assert (rec.step_s, rec.steps) == (30.0, 19)
 
     async def test_written_recording_round_trips(
-        self, prometheus: ScriptedPrometheus, tmp_path: Path
+        self, prometheus: FakePrometheus, tmp_path: Path
     ) -> None:
         """What capture returns is a valid recording; written, it loads back the same."""
         from analyzer.offline.recording import dump_recording, write_recording
@@ -91,43 +91,32 @@ class TestCapture:
         write_recording(rec, tmp_path / "out.json")
         assert dump_recording(load_recording(tmp_path / "out.json")) == dump_recording(rec)
 
-    async def test_empty_result_is_missing_with_a_note(
-        self, prometheus: ScriptedPrometheus
-    ) -> None:
+    async def test_empty_result_is_missing_with_a_note(self, prometheus: FakePrometheus) -> None:
         """No series (no 5xx at all, say) is recorded as missing, and a note says so."""
-        prometheus.samples = lambda q, t: None if "code=~" in q else golden(q, t)
+        prometheus.handler = scripted(lambda q, t: None if "code=~" in q else golden(q, t))
         captured = await run_capture(prometheus)
         assert np.isnan(captured.recording.metrics["error_rate"].canary.events).all()
         assert len(captured.notes) == 2
         assert captured.notes[0].startswith("metrics.error_rate.baseline.events: empty result")
         assert "or vector(0)" in captured.notes[0]
 
-    async def test_several_series_are_refused(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_several_series_are_refused(self, prometheus: FakePrometheus) -> None:
         """A query answering with several series is an error naming metric, side and role."""
-
-        def two(_: web.Request) -> web.Response:
-            result = [{"metric": {"i": str(i)}, "values": [[T0, "1"]]} for i in range(2)]
-            return web.json_response(
-                {"status": "success", "data": {"resultType": "matrix", "result": result}}
-            )
-
-        prometheus.reply = two
+        prometheus.handler = canned(matrix([(T0, "1")], [(T0, "1")]))
         with pytest.raises(SourcePayloadError, match=r"metrics\.error_rate\.baseline\.events: 2 "):
             await run_capture(prometheus)
 
-    async def test_prometheus_error_is_a_source_error(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_prometheus_error_is_a_source_error(self, prometheus: FakePrometheus) -> None:
         """HTTP 400 with Prometheus' message is an error naming the query and the message."""
-        prometheus.reply = lambda _: web.json_response(
-            {"status": "error", "errorType": "bad_data", "error": "parse error"}, status=400
-        )
+        prometheus.handler = canned(prometheus_error("bad_data", "parse error"), status=400)
         with pytest.raises(SourcePayloadError) as caught:
             await run_capture(prometheus)
         assert str(caught.value).startswith("metrics.error_rate.baseline.events: Prometheus")
         assert "parse error" in str(caught.value)
 
-    async def test_malformed_body_is_a_source_error(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_malformed_body_is_a_source_error(self, prometheus: FakePrometheus) -> None:
         """A 200 that is not Prometheus' JSON is an unusable answer, not a crash."""
-        prometheus.reply = lambda _: web.Response(text="<html>proxy</html>")
+        prometheus.handler = canned_text("<html>proxy</html>")
         with pytest.raises(SourcePayloadError, match="unusable answer"):
             await run_capture(prometheus)
 
@@ -145,7 +134,7 @@ class TestCapture:
         with pytest.raises(SourceUnavailable, match="cannot reach Prometheus"):
             await asyncio.to_thread(capture, config(), **kwargs)
 
-    async def test_refuses_to_block_a_running_loop(self, prometheus: ScriptedPrometheus) -> None:
+    async def test_refuses_to_block_a_running_loop(self, prometheus: FakePrometheus) -> None:
         """Called on the event loop it raises instead of stalling it, before any request."""
         with pytest.raises(RuntimeError, match=r"asyncio\.to_thread"):
             capture(
@@ -173,7 +162,7 @@ class TestCapture:
         ],
     )
     async def test_bad_input_names_the_argument(
-        self, prometheus: ScriptedPrometheus, overrides: dict[str, Any], field: str
+        self, prometheus: FakePrometheus, overrides: dict[str, Any], field: str
     ) -> None:
         """Bad arguments are InvalidInput naming them, and nothing is queried."""
         with pytest.raises(InvalidInput) as caught:

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from analyzer.cli import main
 from analyzer.offline.recording import load_recording
-from support.captures import CONFIG, ScriptedPrometheus, golden
+from support.captures import CONFIG, golden, scripted
+from support.prometheus import FakePrometheus, canned, prometheus_error
 
 
 class TestCaptureCommand:
@@ -39,7 +39,7 @@ class TestCaptureCommand:
         ]
 
     async def test_writes_a_recording_that_backtests(
-        self, prometheus: ScriptedPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, prometheus: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """capture writes OUT.json; backtest replays it (the canary's 2.5× errors roll back)."""
         argv = self.argv(prometheus.url, tmp_path, "--var", "job=api")
@@ -72,7 +72,7 @@ class TestCaptureCommand:
     )
     async def test_bad_flags_exit_2_naming_the_flag(
         self,
-        prometheus: ScriptedPrometheus,
+        prometheus: FakePrometheus,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
         case: tuple[str, str, str],
@@ -91,22 +91,22 @@ class TestCaptureCommand:
         assert not (tmp_path / "checkout-0001.json").exists()
 
     async def test_prometheus_failure_exits_1(
-        self, prometheus: ScriptedPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, prometheus: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """A Prometheus that refuses the query fails the run (exit 1), naming the query."""
-        prometheus.reply = lambda _: web.json_response(
-            {"status": "error", "errorType": "bad_data", "error": "parse error"}, status=400
-        )
+        prometheus.handler = canned(prometheus_error("bad_data", "parse error"), status=400)
         assert await asyncio.to_thread(main, self.argv(prometheus.url, tmp_path)) == 1
         err = capsys.readouterr().err
         assert err.startswith("canaryd capture: failed: metrics.error_rate.baseline.events: ")
         assert not (tmp_path / "checkout-0001.json").exists()
 
     async def test_empty_results_are_warned_about(
-        self, prometheus: ScriptedPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, prometheus: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Queries that matched nothing are named on stderr; the recording is still written."""
-        prometheus.samples = lambda q, t: None if "histogram_quantile" in q else golden(q, t)
+        prometheus.handler = scripted(
+            lambda q, t: None if "histogram_quantile" in q else golden(q, t)
+        )
         assert await asyncio.to_thread(main, self.argv(prometheus.url, tmp_path)) == 0
         err = capsys.readouterr().err
         assert "warning: metrics.latency_p99.canary: empty result" in err
