@@ -1,5 +1,5 @@
 """The scheduler's hot loop with a fake clock, a recording FakeSource and a real SQLite store:
-ticks on the step grid, and batched judging. (Decisions and races:
+ticks on the step grid, and each tick's judging off the loop. (Decisions and races:
 ``test_scheduler_decisions.py``; restarts: ``test_scheduler_restart.py``.)"""
 
 from __future__ import annotations
@@ -65,29 +65,34 @@ class TestGrid:
 
 
 class TestBatch:
-    """One wake-up fetches every due canary, judges them in one batch, then records each."""
+    """One wake-up ticks every due canary, each on its own: fetch, judge off the loop, record."""
 
-    async def test_judging_runs_once_per_wake_up(
+    async def test_each_tick_judges_off_the_loop_then_records(
         self, daemon: Daemon, config: JudgeConfig, source: FakeSource, clock: SteppedClock
     ) -> None:
-        """One wake-up: every fetch, then all judging off the loop thread, then each record."""
-        events: list[tuple[str, int]] = []
+        """Per canary: its fetch, then its judging in a worker thread, then its record; no
+        judging on the event loop's thread."""
+        events: list[tuple[str, str, int]] = []
 
         class Watched(dict[str, Any]):
             """The window's metrics, noting when (and on which thread) judging reads them."""
 
+            def __init__(self, canary: str, metrics: dict[str, Any]) -> None:
+                super().__init__(metrics)
+                self.canary = canary
+
             def items(self) -> Any:
-                events.append(("judge", threading.get_ident()))
+                events.append(("judge", self.canary, threading.get_ident()))
                 return super().items()
 
         def handle(request: FetchRequest) -> Window:
-            events.append(("fetch", threading.get_ident()))
+            events.append(("fetch", request.canary_id, threading.get_ident()))
             window = HEALTHY(request)
             return Window(
                 start=window.start,
                 end=window.end,
                 step_s=window.step_s,
-                metrics=Watched(window.metrics),
+                metrics=Watched(request.canary_id, dict(window.metrics)),
             )
 
         source.handler = handle
@@ -95,13 +100,21 @@ class TestBatch:
         assert await daemon.wake() == 3  # warm-up over: no fetch, nothing judged
         assert events == []
         await clock.jump_to(T0 + STEP)
-        daemon.fleet.on_change = lambda: events.append(("record", threading.get_ident()))
+        commit = daemon.fleet.commit
+
+        async def noted(current: Any, *args: Any) -> Any:
+            events.append(("record", current.id, threading.get_ident()))
+            return await commit(current, *args)
+
+        daemon.fleet.commit = noted  # type: ignore[method-assign]
         assert await daemon.wake() == 3
-        kinds = [kind for kind, _ in events]
-        assert kinds == ["fetch"] * 3 + ["judge"] * 3 + ["record"] * 3
         loop_thread = threading.get_ident()
-        judge_threads = {ident for kind, ident in events if kind == "judge"}
-        assert len(judge_threads) == 1
-        assert loop_thread not in judge_threads
         for canary_id in ids:
+            own = [(kind, ident) for kind, cid, ident in events if cid == canary_id]
+            kinds = [kind for kind, _ in own]
+            assert kinds[0] == "fetch"
+            assert kinds[-1] == "record"
+            assert "judge" in kinds
+            judged = {ident for kind, ident in own if kind == "judge"}
+            assert loop_thread not in judged
             assert (await daemon.state(canary_id)).tick_seq == 2
