@@ -190,7 +190,7 @@ class TestSequentialLive:
         assert 0 < took < ANALYSIS_INTERVAL_S, took
         assert all(t["score"] is None for t in bad["ticks"]), [t["score"] for t in bad["ticks"]]
         reason = rollback["reason"]
-        assert reason.startswith("error_rate: rate ≥ "), reason
+        assert reason.startswith("error_rate: "), reason  # the judge's own words follow
         assert "e = " in reason, reason
         assert "≥ 100" in reason, reason
         [hook] = _hooks(live, ids["checkout-bad"])
@@ -202,7 +202,8 @@ class TestSequentialLive:
         took = promote["decided_at"] - _analysis_start(good)
         assert MIN_STAGE_S <= took < STAGE_S, took
         reason = promote["reason"]
-        assert reason.startswith("early: error_rate: non-inferior: "), reason
+        assert reason.startswith("early: error_rate: "), reason
+        assert "non-inferior" in reason, reason
         assert "< tolerance 1.2" in reason, reason
         [hook] = _hooks(live, ids["checkout-good"])
         assert (hook.event, hook.json()["weight"]) == ("promote", 100)
