@@ -103,6 +103,8 @@ class Daemon:
             secret=s.webhook_secret.get_secret_value(),
             allowed_hosts=s.webhook_allowed_hosts,
             timeout_s=s.webhook_timeout_s,
+            max_concurrency=s.webhook_max_concurrency,
+            per_destination=s.webhook_concurrency,
             max_backoff_s=s.webhook_max_backoff_s,
             give_up_after_s=s.webhook_give_up_s,
             rng=random.Random(),  # noqa: S311 — backoff jitter, not cryptography

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=256, ge=1, description="concurrent fetches")
     source_timeout_s: float = Field(default=10.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=1024, description="webhook attempts in flight per receiver"
+    )
+    webhook_max_concurrency: int = Field(
+        default=64, ge=1, le=4096, description="webhook attempts in flight in all"
+    )
     webhook_give_up_s: float = Field(default=86400.0, gt=0)
     webhook_max_backoff_s: float = Field(default=300.0, gt=0)
     shutdown_grace_s: float = Field(default=20.0, ge=0)

@@ -15,7 +15,9 @@ then POSTs it at least once (DESIGN §5)::
 exponential backoff and full jitter (a numeric ``Retry-After`` on 429/503 is honoured when
 longer) until ``give_up_after_s`` after the decision; other statuses (4xx, and 3xx: redirects are
 not followed, so a hook cannot bounce the daemon to another host) fail the delivery. One canary's
-deliveries go out one at a time in decision order.
+deliveries go out one at a time in decision order; which due deliveries start is the fair
+queue's choice (:mod:`analyzer.webhooks.fairness`: a cap per destination, suspect receivers
+last), so a hanging receiver delays another canary's delivery by at most one attempt timeout.
 
 The URL policy (:func:`analyzer.webhooks.policy.check_webhook_url`) runs at
 registration and again before every attempt.
@@ -48,6 +50,7 @@ from analyzer.errors import (
 from analyzer.model import Delivery, DeliveryState
 from analyzer.store.protocol import Store
 from analyzer.webhooks.attempt import Attempt, Outcome, classify, post
+from analyzer.webhooks.fairness import Destinations
 from analyzer.webhooks.policy import check_webhook_url
 
 __all__ = ["WebhookDispatcher"]
@@ -64,7 +67,8 @@ def _check_positive(**arguments: float) -> None:
 
 # the dispatcher ---------------------------------------------------------------------------------
 class WebhookDispatcher:
-    """Sends the outbox: due deliveries concurrently, one per canary at a time, with retries."""
+    """Sends the outbox: due deliveries concurrently — one per canary at a time, at most
+    ``per_destination`` per receiver, answering receivers before suspect ones — with retries."""
 
     def __init__(
         self,
@@ -78,12 +82,14 @@ class WebhookDispatcher:
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
         give_up_after_s: float = 86400.0,
-        max_concurrency: int = 16,
+        max_concurrency: int = 64,
+        per_destination: int = 4,
         rng: random.Random,
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         _check_positive(
             max_concurrency=max_concurrency,
+            per_destination=per_destination,
             timeout_s=timeout_s,
             base_backoff_s=base_backoff_s,
             max_backoff_s=max_backoff_s,
@@ -99,6 +105,10 @@ class WebhookDispatcher:
         self._rng = rng
         self._on_outcome = on_outcome
         self._in_flight: set[str] = set()
+        """Canaries with an attempt in flight (one each)."""
+        self._destinations = Destinations(
+            max_concurrency=max_concurrency, per_destination=per_destination
+        )
         self._sleeping = False
         self.parked = asyncio.Event()
         """Set when :meth:`run` sleeps until its next poll (at :attr:`parked_until`) with no
@@ -121,24 +131,26 @@ class WebhookDispatcher:
                 await self._pause(stop, poll_s - (self._clock.now() - started))
 
     async def _start_due(self, deliveries: asyncio.TaskGroup) -> None:
-        free = self._max_concurrency - len(self._in_flight)
-        if free <= 0:
+        """Start what the fair queue picks from the due heads (:mod:`.fairness`)."""
+        if len(self._in_flight) >= self._max_concurrency:
             return
-        try:  # the heads of busy canaries may come back too: ask for enough to fill every slot
-            due = await self._store.due_deliveries(self._clock.now(), free + len(self._in_flight))
+        try:  # busy canaries' and capped destinations' heads come back too: ask for plenty
+            due = await self._store.due_deliveries(
+                self._clock.now(), 4 * self._max_concurrency + len(self._in_flight)
+            )
         except StoreError as exc:
             log.error("webhook.poll_failed", err=str(exc))
             return
-        for delivery in due:
-            if len(self._in_flight) >= self._max_concurrency:
-                break
-            if delivery.canary_id not in self._in_flight:
-                self._in_flight.add(delivery.canary_id)
-                deliveries.create_task(self._deliver_owned(delivery))
+        for delivery in self._destinations.pick(due, sorted(self._in_flight)):
+            self._in_flight.add(delivery.canary_id)
+            self._destinations.started(delivery)
+            deliveries.create_task(self._deliver_owned(delivery))
 
     async def _deliver_owned(self, delivery: Delivery) -> None:
+        answered = True
         try:
-            await self.deliver(delivery)
+            updated = await self.deliver(delivery)
+            answered = updated.state is not DeliveryState.PENDING
         except CanarydError as exc:  # the outcome was not recorded: the row stays due
             log.error(
                 "webhook.record_failed",
@@ -147,6 +159,7 @@ class WebhookDispatcher:
                 err=str(exc),
             )
         finally:
+            self._destinations.finished(delivery, answered=answered)
             self._in_flight.discard(delivery.canary_id)
             self._note_parked()
 
