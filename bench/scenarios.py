@@ -22,6 +22,16 @@ Families (``generate(family, n, seed, **params)``; every parameter below can be 
 - ``missing``        A/A with ``missing`` (10 %) of the steps null on one arm or both, plus
                      one outage of ``outage_steps`` (5) steps on both.
 - ``late``           ``errors`` with a late onset, uniform in [``onset_min``, ``onset_max``].
+- ``ar1_*``          autocorrelated gauges, 120 steps: p99 = ``latency_s`` + a load term both arms
+                     share (daily curve ±``load_latency_s`` + an AR(1), ρ 0.9) + each arm's own
+                     stationary AR(1) noise (ρ ``ar_rho``, marginal sd ``ar_sigma`` 20 ms);
+                     ``ar1_03/06/08`` A/A at ρ 0.3/0.6/0.8, ``_shift`` +30 ms from step 10.
+- ``sparse_nb``      sparse bursty errors over 240 steps: about 0.2 errors per step and arm,
+                     negative binomial with variance 3× the mean (gamma shape 0.1).
+- ``gamma_poisson``  gamma-Poisson errors (shape ``burst_shape`` 1, 120 steps), A/A; with
+                     ``ratio`` > 1 a regression.
+- ``overlap``        every value sums (counts) or averages (p99) the last ``overlap`` (5) steps,
+                     as ``increase(x[10s])`` at a 2 s step does.
 
 Each recording carries ``truth`` = {regression, metric, onset_step} (metric and onset null for
 A/A). The same (family, n, seed, params) always gives the same documents.
@@ -67,8 +77,14 @@ DEFAULTS: dict[str, Any] = {
     "outage_steps": 0,
     "onset_min": None,
     "onset_max": None,
+    "ar_rho": None,  # None: i.i.d. log-normal p99; ρ: the AR(1) gauge model of ``ar1``
+    "ar_sigma": 0.020,
+    "load_latency_s": 0.010,
+    "overlap": 1,
 }
 
+_AR = {"steps": 120, "load_amplitude": 0.6, "period_s": 14_400.0}
+_SHIFT = {"latency_delta": 0.030, "onset_step": 10}
 FAMILIES: dict[str, dict[str, Any]] = {
     "aa": {},
     "errors": {"ratio": 3.0, "onset_step": 10},
@@ -83,6 +99,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
     },
     "missing": {"missing": 0.10, "outage_steps": 5},
     "late": {"ratio": 3.0, "onset_min": 30, "onset_max": 50},
+    **{f"ar1_{round(10 * r):02d}": _AR | {"ar_rho": r} for r in (0.3, 0.6, 0.8)},
+    **{f"ar1_{round(10 * r):02d}_shift": _AR | _SHIFT | {"ar_rho": r} for r in (0.3, 0.6, 0.8)},
+    "sparse_nb": {"steps": 240, "error_rate": 0.2 / 3000.0, "burst_shape": 0.1},
+    "gamma_poisson": {"steps": 120, "burst_shape": 1.0},
+    "overlap": {"overlap": 5},
 }
 
 
@@ -123,6 +144,39 @@ def _p99(
     spread = float(p["latency_spread"]) * np.sqrt(np.maximum(1.0, 50.0 / np.maximum(requests, 1.0)))
     p99 = float(p["latency_s"]) * rng.lognormal(0.0, spread) + shift
     return np.where(requests > 0, np.round(p99, 4), np.nan)
+
+
+def _ar1(rng: np.random.Generator, steps: int, rho: float, sd: float) -> FloatArray:
+    """A stationary AR(1) path with coefficient ``rho`` and marginal sd ``sd``."""
+    shocks = rng.normal(0.0, sd * math.sqrt(1.0 - rho * rho), steps)
+    out = np.empty(steps)
+    out[0] = rng.normal(0.0, sd)
+    for t in range(1, steps):
+        out[t] = rho * out[t - 1] + shocks[t]
+    return out
+
+
+def _gauges(
+    rng: np.random.Generator, p: dict[str, Any], load: FloatArray, shift: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The ``ar1`` p99 pair: a shared load term plus each arm's own AR(1) noise."""
+    steps, amp, swing = int(p["steps"]), float(p["load_latency_s"]), float(p["load_amplitude"])
+    daily = amp * (load - 1.0) / swing if swing > 0 else np.zeros(steps)
+    shared = daily + _ar1(rng, steps, 0.9, amp / 2.0)
+    rho, sd = float(p["ar_rho"]), float(p["ar_sigma"])
+    base = float(p["latency_s"]) + shared
+    lat_b = base + _ar1(rng, steps, rho, sd)
+    lat_c = base + _ar1(rng, steps, rho, sd) + shift
+    return np.round(lat_b, 5), np.round(lat_c, 5)
+
+
+def _overlapping(values: FloatArray, width: int, *, mean: bool) -> FloatArray:
+    """Each value replaced by the sum (or mean) of the last ``width`` steps (fewer at the
+    start): the samples of a query whose range is ``width`` steps long."""
+    if width <= 1:
+        return values
+    sums = np.convolve(values, np.ones(width))[: values.size]
+    return sums / np.minimum(np.arange(1, values.size + 1), width) if mean else sums
 
 
 def _holes(rng: np.random.Generator, p: dict[str, Any]) -> tuple[FloatArray, FloatArray]:
@@ -174,8 +228,16 @@ def _one(name: str, p: dict[str, Any], rng: np.random.Generator) -> dict[str, An
     shape = None if p["burst_shape"] is None else float(p["burst_shape"])
     err_b = _errors(rng, req_b, rate, shape)
     err_c = _errors(rng, req_c, canary_rate, shape)
-    lat_b = _p99(rng, p, req_b, np.zeros(steps))
-    lat_c = _p99(rng, p, req_c, np.where(after, float(p["latency_delta"]), 0.0))
+    shift = np.where(after, float(p["latency_delta"]), 0.0)
+    if p["ar_rho"] is None:
+        lat_b, lat_c = _p99(rng, p, req_b, np.zeros(steps)), _p99(rng, p, req_c, shift)
+    else:
+        lat_b, lat_c = _gauges(rng, p, load, shift)
+    width = int(p["overlap"])
+    req_b, req_c, err_b, err_c = (
+        _overlapping(a, width, mean=False) for a in (req_b, req_c, err_b, err_c)
+    )
+    lat_b, lat_c = (_overlapping(a, width, mean=True) for a in (lat_b, lat_c))
     hole_b, hole_c = _holes(rng, p)
     truth = _truth(p, onset)
     return {
@@ -244,13 +306,6 @@ def generate(family: str, n: int, seed: int, **params: Any) -> list[dict[str, An
     return out
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _set(pairs: list[str]) -> dict[str, Any]:
     out = {}
     for pair in pairs:
@@ -258,7 +313,10 @@ def _set(pairs: list[str]) -> dict[str, Any]:
         if not sep:
             msg = f"--set takes key=value, got {pair!r}"
             raise SystemExit(msg)
-        out[key.strip()] = _parse_value(value.strip())
+        try:
+            out[key.strip()] = json.loads(value.strip())
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
     return out
 
 

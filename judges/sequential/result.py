@@ -49,7 +49,7 @@ def verdict_reason(
     the point estimate, ``bound`` the proven side of a regression, ``fine`` the proven side of
     non-inferiority and ``spread`` both bounds of an undecided judge, in its own quantity."""
     e, th = result.e_value, result.threshold
-    dispersion = f"; dispersion {result.dispersion:.2g}" if result.dispersion > 1.0 else ""
+    dispersion = f"; dispersion {result.dispersion:.2g}" if result.dispersion >= 1.05 else ""
     if result.failed:
         why = f"regression: {estimate} ({bound}; e = {e:.3g} ≥ {th:g}{dispersion})"
     elif result.proven:
