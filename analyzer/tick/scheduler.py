@@ -99,6 +99,7 @@ class Scheduler:
         for gone in self._next_due.keys() - self.fleet.canaries.keys():  # finished since
             del self._next_due[gone]
             self.source.forget(gone)
+            self.fleet.telemetry.release(gone)
         out = []
         for canary in list(self.fleet.canaries.values()):
             if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
@@ -275,6 +276,7 @@ class Scheduler:
         current = self.fleet.canaries.get(item.canary.id)
         if current is None:
             self.source.forget(item.canary.id)
+            self.fleet.telemetry.release(item.canary.id)
             return None
         if (current.tick_seq, current.decision_seq) != (
             item.canary.tick_seq,
@@ -315,7 +317,7 @@ class Scheduler:
         if isinstance(window, Window):
             for data in window.metrics.values():
                 if data.error:
-                    telemetry.source_errors.labels(metric=data.name).inc()
+                    telemetry.source_error(item.canary.id, data.name)
         log.info(
             "tick.completed",
             phase=str(saved.phase),

@@ -185,6 +185,7 @@ class TestSourceFaults:
             state = await daemon.canary(canary.id)
             assert (state["phase"], state["decisions"]) == ("running", []), fault
             assert (await daemon.client.get("/healthz")).status == 200
+        while_faulty = await daemon.metrics()
         await daemon.prometheus.switch(Fault.HEALTHY)
         while at <= T0 + stage_s:
             await daemon.tick_at(at)
@@ -213,8 +214,10 @@ class TestSourceFaults:
 
         samples = await daemon.metrics()
         for metric in ("error_rate", "latency_p99"):
-            errors = samples[("canaryd_source_errors_total", (("metric", metric),))]
+            errors = while_faulty[("canaryd_source_errors_total", (("metric", metric),))]
             assert errors == fault_ticks, metric
+        # the canary has finished: the label values only it used are gone from /metrics
+        assert not [k for k in samples if k[0] == "canaryd_source_errors_total"]
         assert samples[("canaryd_ticks_total", (("verdict", "none"),))] == fault_ticks
         assert ("canaryd_decisions_total", (("action", "rollback"),)) not in samples
 
