@@ -26,6 +26,7 @@ from analyzer.api.app import ApiContext, build_app
 from analyzer.api.auth import parse_tokens
 from analyzer.clock import Clock, SystemClock
 from analyzer.configs.catalog import Catalog
+from analyzer.errors import CanarydError
 from analyzer.settings import Settings
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.protocol import MetricSource
@@ -80,21 +81,26 @@ class Daemon:
         store = SqliteStore(s.sqlite_path)
         await store.open()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.source_timeout_s))
-        source = self._source(session)
-        catalog = Catalog(store, self.clock)
-        loaded = await catalog.load_dir(s.config_dir)
-        fleet = Fleet(store, catalog, self.clock, self.telemetry, public_url=self._public_url())
-        scheduler = Scheduler(
-            fleet,
-            source,
-            self.clock,
-            max_concurrency=s.max_concurrency,
-            # each query has the source's timeout; a whole fetch (queued queries, parsing)
-            # gets twice that and a second more before its canary's tick goes on without it
-            fetch_timeout_s=2 * s.source_timeout_s + 1.0,
-        )
-        fleet.on_change = scheduler.poke
-        resumed = await fleet.load()
+        try:  # a failed start-up (a bad config file, a store that cannot resume) undoes itself
+            source = self._source(session)
+            catalog = Catalog(store, self.clock)
+            loaded = await catalog.load_dir(s.config_dir)
+            fleet = Fleet(store, catalog, self.clock, self.telemetry, public_url=self._public_url())
+            scheduler = Scheduler(
+                fleet,
+                source,
+                self.clock,
+                max_concurrency=s.max_concurrency,
+                # each query has the source's timeout; a whole fetch (queued queries, parsing)
+                # gets twice that and a second more before its canary's tick goes on without it
+                fetch_timeout_s=2 * s.source_timeout_s + 1.0,
+            )
+            fleet.on_change = scheduler.poke
+            resumed = await fleet.load()
+        except BaseException:
+            await session.close()
+            await store.close()
+            raise
         self.telemetry.watch_phases(fleet.phase_counts)
         dispatcher = WebhookDispatcher(
             store,
@@ -171,7 +177,12 @@ class Daemon:
         # that stalls mid-request must not hold the shutdown (and the ticks) past the grace.
         grace_s = self.settings.shutdown_grace_s
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace_s)
-        await runner.setup()
+        try:
+            await runner.setup()  # runs _components' start-up: store, configs, fleet
+        except CanarydError as exc:  # a corrupt database, an unreadable config: one line
+            log.error("daemon.start_failed", error=str(exc))
+            await runner.cleanup()
+            return 1
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
         await site.start()
         await self.stopping.wait()

@@ -12,6 +12,7 @@ CanarydError
 │   ├── RetryableDelivery   5xx, 408, 429, timeout, connection error: try again later
 │   └── PermanentDelivery   other 4xx, or a host that is not allowed
 ├── StoreError              the store failed or holds something unexpected
+│   └── StoreBusy           another process holds the write lock: retry later (HTTP 503)
 └── InternalError           an invariant of canaryd's own broke: a bug, never the caller's fault
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "SourceError",
     "SourcePayloadError",
     "SourceUnavailable",
+    "StoreBusy",
     "StoreError",
     "UnknownVariable",
 ]
@@ -85,6 +87,11 @@ class PermanentDelivery(DeliveryError):
 
 class StoreError(CanarydError):
     """The store failed."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the database's write lock past the busy timeout (HTTP 503 with
+    Retry-After; ``/readyz`` is 503 until the lock is free again)."""
 
 
 class InternalError(CanarydError):

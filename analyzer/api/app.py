@@ -214,6 +214,8 @@ async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     if not ctx.ready or not ctx.fleet.accepting:
         return web.json_response({"status": "not ready"}, status=503)
+    if not await ctx.fleet.store.ready():
+        return web.json_response({"status": "store busy"}, status=503)
     return web.json_response({"status": "ready", "canaries": len(ctx.fleet.canaries)})
 
 

@@ -17,11 +17,12 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from analyzer.api.bodies import MAX_DEPTH, check_content_type, nesting_depth
 from analyzer.api.schemas import (
     ErrorOut,
 )
 from analyzer.configs.judgeconfig import validation_message
-from analyzer.errors import Conflict, InvalidInput, NotFound
+from analyzer.errors import Conflict, InvalidInput, NotFound, StoreBusy
 
 log = structlog.get_logger("canaryd.api")
 
@@ -51,6 +52,25 @@ def field_of(line: str) -> str | None:
     return head if sep and _FIELD_PATH.fullmatch(head) else None
 
 
+STORE_RETRY_AFTER_S = 5
+"""Retry-After of a 503 for a busy store: about one busy timeout."""
+
+
+def _caller_error(exc: InvalidInput | NotFound | Conflict | StoreBusy) -> web.Response:
+    """The answer to an error the caller can act on."""
+    match exc:
+        case InvalidInput():
+            return error_reply(422, exc.message, exc.field, [str(exc)])
+        case NotFound():
+            return error_reply(404, str(exc))
+        case Conflict():
+            return error_reply(409, str(exc))
+        case StoreBusy():  # another process holds the database: nothing changed, try again
+            busy = error_reply(503, "the store is busy (another process holds its lock); retry")
+            busy.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+            return busy
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Translate every error into a JSON error body with the right status."""
@@ -66,12 +86,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         lines = validation_message(exc).splitlines()
         field = field_of(lines[0]) if lines else None
         return error_reply(422, "invalid request", field, lines)
-    except InvalidInput as exc:
-        return error_reply(422, exc.message, exc.field, [str(exc)])
-    except NotFound as exc:
-        return error_reply(404, str(exc))
-    except Conflict as exc:
-        return error_reply(409, str(exc))
+    except (InvalidInput, NotFound, Conflict, StoreBusy) as exc:
+        return _caller_error(exc)
     except Exception:  # the last line of defence: log it, answer 500 without details
         log.exception("api.failed", path=request.path, method=request.method)
         return error_reply(500, "internal error")
@@ -90,11 +106,16 @@ def _bad_json(why: str) -> web.HTTPBadRequest:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The decoded JSON body. Python's extensions are refused (NaN and ±Infinity, lone UTF-16
-    surrogates in strings): they would slip past the schemas into the store and the queries."""
+    """The decoded JSON body of a request that says it is JSON (else 415), nested at most
+    :data:`~analyzer.api.bodies.MAX_DEPTH` deep (else 400). Python's extensions are refused
+    (NaN and ±Infinity, lone UTF-16 surrogates in strings): they would slip past the schemas
+    into the store and the queries."""
     raw = await request.read()
     if not raw:
         return {}
+    check_content_type(request)  # 415 unless the body says it is JSON
+    if nesting_depth(raw) > MAX_DEPTH:
+        raise _bad_json(f"nested deeper than {MAX_DEPTH} arrays and objects")
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -39,6 +39,11 @@ class Store(Protocol):
         """Flush and disconnect."""
         ...
 
+    async def ready(self) -> bool:
+        """Whether the store can take writes now: False while another writer holds its lock
+        (``/readyz`` reports not ready meanwhile)."""
+        ...
+
     # configs -------------------------------------------------------------------------------
     async def put_config(self, version: ConfigVersion) -> None:
         """Store a config version and make it the current one for its name."""

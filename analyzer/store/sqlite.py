@@ -113,6 +113,11 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self._thread = SqliteThread(path)
 
+    async def ready(self) -> bool:
+        """False while another process holds the write lock (probed only after a busy
+        failure, with a short wait)."""
+        return await self._thread.ready()
+
     async def open(self) -> None:
         """Open the file (creating it), set the pragmas and apply pending migrations."""
         await self._thread.open()

@@ -5,7 +5,10 @@ Every job runs on a single dedicated thread (a one-worker executor), so the conn
 ever touched by the thread that opened it and writes from many tasks are serialised in-process;
 ``BEGIN IMMEDIATE`` (:func:`immediate`) and ``busy_timeout`` serialise them against other
 processes on the same file. sqlite3 errors (and rows that do not decode) become
-:class:`~analyzer.errors.StoreError` in :func:`_mapped`, the one place that translates them.
+:class:`~analyzer.errors.StoreError` in :func:`_mapped`, the one place that translates them; a
+lock held by another process past ``busy_timeout`` is :class:`~analyzer.errors.StoreBusy`, and
+:meth:`SqliteThread.ready` is False until a probe finds the lock free again. A file that is not a
+SQLite database (or is corrupt) fails :meth:`SqliteThread.open` with one line naming it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
-from analyzer.errors import StoreError
+from analyzer.errors import StoreBusy, StoreError
 from analyzer.store.migrations import apply_migrations
 
 __all__ = ["BUSY_TIMEOUT_MS", "SqliteThread", "immediate"]
@@ -27,14 +30,23 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
 """How long a writer waits for another process's write lock before failing."""
+_PROBE_TIMEOUT_MS = 50
+"""How long the readiness probe waits for the lock."""
 
 
 # the one translation seam ----------------------------------------------------------------------
+_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+_NOT_A_DATABASE = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+
+
 def _mapped(work: Callable[[], _T]) -> _T:
     """Run ``work``, turning sqlite3 and decoding errors into :class:`StoreError`."""
     try:
         return work()
     except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name in _BUSY or "database is locked" in str(exc):
+            raise StoreBusy(f"sqlite: {exc} (another process holds the write lock)") from exc
         raise StoreError(f"sqlite: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"stored data does not fit the model: {exc!r}") from exc
@@ -60,13 +72,21 @@ class SqliteThread:
         self._path = path
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self.busy = False
+        """An operation failed on another process's lock, and :meth:`ready` has not seen the
+        lock free since (reads succeed meanwhile: WAL readers are not blocked)."""
 
     # plumbing ----------------------------------------------------------------------------------
     async def _submit(self, work: Callable[[], _T]) -> _T:
         executor = self._executor
         if executor is None:
             raise StoreError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, _mapped, work)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(executor, _mapped, work)
+        except StoreBusy:
+            self.busy = True
+            raise
+        return result
 
     async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work(connection)`` on the store's thread."""
@@ -99,6 +119,27 @@ class SqliteThread:
             conn.execute("PRAGMA optimize")
             conn.close()
 
+    async def ready(self) -> bool:
+        """False while another process holds the write lock. Cheap: after a busy failure
+        only, it probes for the lock with a short wait (and a success clears :attr:`busy`)."""
+        if not self.busy:
+            return True
+
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute(f"PRAGMA busy_timeout = {_PROBE_TIMEOUT_MS:d}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+
+        try:
+            await self.run(probe)
+        except StoreBusy:
+            return False
+        self.busy = False
+        return True
+
     # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the file (creating it), set the pragmas and apply pending migrations."""
@@ -107,6 +148,14 @@ class SqliteThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canaryd-sqlite")
         try:
             await self._submit(self._connect)
+        except StoreError as exc:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            cause = exc.__cause__
+            if getattr(cause, "sqlite_errorname", "") in _NOT_A_DATABASE:
+                msg = f"{self._path}: not a usable SQLite database ({cause})"
+                raise StoreError(msg) from exc
+            raise StoreError(f"{self._path}: cannot open the store: {exc}") from exc
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None
