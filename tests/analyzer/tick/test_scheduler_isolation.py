@@ -21,12 +21,8 @@ from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
 from analyzer.tick.scheduler import Scheduler
 from support.dispatching import parked
-from support.fakes import T0, FakeSource, MakeConfig, SteppedClock, Traffic
-from support.scheduling import LONG, STEP, Daemon, by_deployment
-
-HEALTHY = Traffic()
-ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
-"""Over the kill-switch's 20 % line on every poll."""
+from support.fakes import T0, FakeSource, SteppedClock
+from support.scheduling import HEALTHY, LONG, ON_FIRE, STEP, Daemon, by_deployment
 
 
 async def settled(condition: Callable[[], Awaitable[bool]], what: str, polls: int = 500) -> None:
@@ -49,12 +45,6 @@ class Hang:
         self.held += 1
         await self.release.wait()
         return HEALTHY(request)
-
-
-@pytest.fixture
-def config(make_config: MakeConfig) -> JudgeConfig:
-    """step 60 s, no warm-up; the kill-switch rolls back over 20 % errors."""
-    return make_config()
 
 
 class TestIsolation:
