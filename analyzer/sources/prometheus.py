@@ -1,7 +1,9 @@
 """The Prometheus source: every metric's templates as range queries over the shared session.
 
 For each metric and side the templates are rendered with that side's labels and run as
-``GET {base}/api/v1/query_range`` concurrently, at most ``max_concurrency`` at a time. Each
+``GET {base}/api/v1/query_range`` concurrently, at most ``max_concurrency`` at a time — as a
+form-encoded ``POST`` when the parameters are long (a 100 KB variable value does not belong in a
+URL; Prometheus accepts both); redirects are not followed. Each
 query must return a matrix with exactly one series; its samples are put on the window's step
 grid. Every outage — connection refused, timeout, HTTP 4xx/5xx, malformed JSON, status
 ``error``, an empty or ambiguous result — comes back as an all-NaN metric whose ``error`` says
@@ -18,6 +20,7 @@ import asyncio
 import json
 import math
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import aiohttp
 import numpy as np
@@ -31,7 +34,7 @@ from analyzer.sources.promql.render import duration
 from analyzer.sources.protocol import FetchRequest
 from analyzer.sources.window import Grid, Outcome, assemble_window, render_request
 
-__all__ = ["PrometheusSource"]
+__all__ = ["POST_OVER_BYTES", "PrometheusSource"]
 
 
 class _Model(BaseModel):
@@ -57,6 +60,8 @@ class _Series(_Model):
 
 
 _MATRIX = TypeAdapter(list[_Series])
+POST_OVER_BYTES = 4096
+"""Range queries whose encoded parameters are longer than this go as a form body."""
 
 
 class PrometheusSource:
@@ -118,17 +123,24 @@ class PrometheusSource:
             "timeout": duration(self._timeout_s, field="timeout_s"),
         }
         client_timeout = aiohttp.ClientTimeout(total=self._timeout_s)
+        options: dict[str, Any] = {"timeout": client_timeout, "allow_redirects": False}
+        if len(urlencode(params)) > POST_OVER_BYTES:
+            options["data"] = params
+            method = "POST"
+        else:
+            options["params"] = params
+            method = "GET"
         with map_client_errors(self._timeout_s):
             async with asyncio.timeout(self._timeout_s):
-                async with self._session.get(
-                    self._url, params=params, timeout=client_timeout
-                ) as response:
+                async with self._session.request(method, self._url, **options) as response:
                     return response.status, await response.read()
 
 
 def _parse_matrix(status: int, body: bytes) -> list[_Series]:
     """The series of a range-query response; anything unusable raises :class:`SourceError`."""
     envelope = _envelope(body)
+    if 300 <= status < 400:
+        raise SourcePayloadError(f"HTTP {status}: redirects are not followed")
     if status >= 400:
         detail = _error_detail(envelope) if envelope else _snippet(body)
         error_class = SourceUnavailable if status >= 500 else SourcePayloadError

@@ -28,6 +28,7 @@ RANKS = {
     "telemetry": 0,
     # the rooms, in the order of the flow (a lower room never reaches up)
     "store": 2,
+    "net": 2,  # the outbound URL policy and the session that enforces it
     "configs": 3,
     "sources": 4,
     "webhooks": 4,

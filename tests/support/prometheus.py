@@ -128,7 +128,9 @@ class FakePrometheus:
         self.only = ""
         """When set, the fault hits only queries starting with it; the others are healthy."""
         self.requests: list[dict[str, str]] = []
-        """The query parameters of every range query, in arrival order."""
+        """The parameters of every range query (URL query or form body), in arrival order."""
+        self.methods: list[str] = []
+        """The HTTP method of every range query, in arrival order."""
         self.in_flight = 0
         self.max_in_flight = 0
         self._sock: socket.socket | None = bind()
@@ -156,6 +158,7 @@ class FakePrometheus:
             self._sock = None
             app = web.Application()
             app.router.add_get("/api/v1/query_range", self._query_range)
+            app.router.add_post("/api/v1/query_range", self._query_range)
             self._server = server(app, sock)
             await self._server.start_server()
         return self
@@ -217,21 +220,25 @@ class FakePrometheus:
 
     # -- answering ------------------------------------------------------------------------
     async def _query_range(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(dict(request.query))
+        params = dict(request.query)
+        if request.method == "POST":  # Prometheus takes a form body as well
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        self.requests.append(params)
+        self.methods.append(request.method)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self._notify()
         try:
             if self.handler is not None:
                 return await self.handler(request)
-            return await self._reply(request)
+            return await self._reply(params)
         finally:
             self.in_flight -= 1
             self._notify()
 
-    async def _reply(self, request: web.Request) -> web.Response:
-        query = request.query["query"]
-        start, end, step = (float(request.query[k]) for k in ("start", "end", "step"))
+    async def _reply(self, params: Mapping[str, str]) -> web.Response:
+        query = params["query"]
+        start, end, step = (float(params[k]) for k in ("start", "end", "step"))
         times = np.arange(start, end + step / 2, step)
         values = self.answer(query, times)
         healthy = matrix() if values is None else matrix(_samples(times, values))
