@@ -79,11 +79,16 @@ def _no_data_reason(window: Window) -> str:
 
 
 def evaluate(config: JudgeConfig, window: Window, *, score_now: bool) -> Evaluation:
-    """Judge one canary's window: kill-switch always, metrics and score when ``score_now``."""
+    """Judge one canary's window: the kill-switch first (a tripped rule is the whole answer:
+    the rollback does not wait for the other judges), then the sequential judges, and the
+    metrics and score when ``score_now``."""
     usable = {name: has_data(d) for name, d in window.metrics.items()}
     if not any(usable.values()):
         return Evaluation(no_data=True, no_data_reason=_no_data_reason(window))
     kill = tuple(_kill(rule, config, window) for rule in config.kill_switch)
+    killed = Evaluation(kill=kill)
+    if killed.tripped:  # the rollback is decided: the costlier judges wait for no one
+        return killed
     sequential = sequential_outcomes(config, window)
     if not score_now:
         return Evaluation(kill=kill, sequential=sequential)
