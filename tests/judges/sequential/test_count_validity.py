@@ -140,3 +140,83 @@ class TestCountAnytimeValidity:
         eb = rng.binomial(nb.astype(np.int64), 0.001).astype(np.float64)
         log_e = reference_e_process(np.zeros_like(eb), na, eb, nb)
         assert (log_e >= math.log(THRESHOLD)).any(axis=1).mean() > 0.95
+
+
+def tempered_e_process(
+    ea: FloatArray, na: FloatArray, eb: FloatArray, nb: FloatArray
+) -> FloatArray:
+    """The judge's tempered one-sided log e-value of every stream after every look, vectorised:
+    the reference's log Mₜ(r) over the 170 alternatives divided by φ = (χ²_A + χ²_B + 4)/
+    (df_A + df_B + 1) ≥ 1, each arm's Pearson χ² about its exposure-proportional mean taken from
+    running sums (χ² = (N/E)·Σ e²/n − E, df = steps − 1; every step has exposure here)."""
+    streams, looks = ea.shape
+    r = np.exp(ALT * H)[None, :]
+    cum = np.zeros((streams, r.size))
+    out = np.empty((streams, looks))
+    sums = {name: np.zeros(streams) for name in ("Ea", "Na", "Qa", "Eb", "Nb", "Qb")}
+    for k in range(looks):
+        a, b = ea[:, k : k + 1], eb[:, k : k + 1]
+        informative = (a + b > 0) & (na[:, k : k + 1] > 0) & (nb[:, k : k + 1] > 0)
+        rho = nb[:, k : k + 1] / (na[:, k : k + 1] + nb[:, k : k + 1])
+        theta = rho * r / (1.0 - rho + rho * r)
+        step = b * np.log(theta / rho) + a * np.log((1.0 - theta) / (1.0 - rho))
+        cum += np.where(informative, step, 0.0)
+        chi2, df = np.zeros(streams), np.zeros(streams)
+        for arm, e, n in (("a", ea[:, k], na[:, k]), ("b", eb[:, k], nb[:, k])):
+            sums["E" + arm] += e
+            sums["N" + arm] += n
+            sums["Q" + arm] += e * e / n
+            big_e, big_n = sums["E" + arm], sums["N" + arm]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c = np.where(big_e > 0, big_n / big_e * sums["Q" + arm] - big_e, 0.0)
+            live = (big_e > 0) & (k >= 1)
+            chi2 += np.where(live, c, 0.0)
+            df += np.where(live, k, 0)
+        tempered = cum / np.maximum(1.0, (chi2 + 4.0) / (df + 1.0))[:, None]
+        top = tempered.max(axis=1, keepdims=True)
+        out[:, k] = (top + np.log(np.exp(tempered - top).mean(axis=1, keepdims=True)))[:, 0]
+    return out
+
+
+def negative_binomial(
+    rng: np.random.Generator, shape: tuple[int, int], mean: float, gamma_shape: float
+) -> tuple[FloatArray, ...]:
+    """A/A counts at 50 req/s per arm whose rate is multiplied per step and arm by a
+    Gamma(k, 1/k) draw: negative binomial, variance mean·(1 + mean/k)."""
+    na = rng.poisson(3000, shape).astype(np.float64)
+    nb = rng.poisson(3000, shape).astype(np.float64)
+    ea, eb = (
+        rng.poisson(mean / 3000.0 * n * rng.gamma(gamma_shape, 1.0 / gamma_shape, shape))
+        for n in (na, nb)
+    )
+    return ea.astype(np.float64), na, eb.astype(np.float64), nb
+
+
+class TestCountBurstyValidity:
+    """Overdispersed A/A counts: the tempered judge keeps its false-rollback rate."""
+
+    @pytest.mark.parametrize(
+        ("name", "looks", "mean", "gamma_shape", "bound"),
+        [
+            # ≈ 0.2 errors per step and arm, variance 3× the mean (k = 0.1), 240 looks
+            ("sparse negative binomial", 240, 0.2, 0.1, MARGIN),
+            # gamma-Poisson k = 2 at 0.2 % errors: variance 4× the mean; the bench's bound
+            ("gamma-Poisson k=2", 60, 6.0, 2.0, 0.10),
+        ],
+    )
+    def test_bursty_aa_streams_rarely_fail(
+        self, name: str, looks: int, mean: float, gamma_shape: float, bound: float
+    ) -> None:
+        """2,000 bursty A/A streams: the share whose tempered e-process ever reaches 1/α stays
+        within the bound, while the untempered binomial one exceeds α + 2 SE."""
+        rng = np.random.default_rng(2025)
+        ea, na, eb, nb = negative_binomial(rng, (N_STREAMS, looks), mean, gamma_shape)
+        log_e = tempered_e_process(ea, na, eb, nb)
+        for s in range(3):  # the vectorised reference is the judge
+            for k in (1, 2, looks // 2, looks):
+                judged = sequential_count(ea[s, :k], na[s, :k], eb[s, :k], nb[s, :k])
+                if judged.steps:
+                    assert math.log(judged.e_value) == pytest.approx(log_e[s, k - 1], abs=1e-9)
+        line = math.log(THRESHOLD)
+        assert (log_e >= line).any(axis=1).mean() <= bound, name
+        assert (reference_e_process(ea, na, eb, nb) >= line).any(axis=1).mean() > MARGIN, name
