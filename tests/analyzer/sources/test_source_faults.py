@@ -35,6 +35,9 @@ from support.scheduling import Daemon as Scheduling
 from support.scheduling import Running
 
 SOURCE_TIMEOUT_S = 0.25
+ROOT = "root-7d1f"
+READ = {"Authorization": f"Bearer {ROOT}"}
+"""Reads bear the token too (a daemon may keep its reads private)."""
 
 CAUSES = {
     Fault.DOWN: "connection failed",
@@ -109,7 +112,7 @@ class Daemon:
 
     async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """The daemon's /metrics samples by (name, labels)."""
-        response = await self.client.get("/metrics")
+        response = await self.client.get("/metrics", headers=READ)
         assert response.status == 200
         text = await response.text()
         return {
@@ -120,7 +123,7 @@ class Daemon:
 
     async def canary(self, canary_id: str) -> dict[str, Any]:
         """GET /api/v1/canaries/{id}: state with every tick and decision."""
-        response = await self.client.get(f"/api/v1/canaries/{canary_id}")
+        response = await self.client.get(f"/api/v1/canaries/{canary_id}", headers=READ)
         body: dict[str, Any] = await response.json()
         assert response.status == 200, body
         return body
@@ -140,7 +143,7 @@ async def daemon(
     ctx = ApiContext(
         fleet=scheduling.fleet,
         telemetry=telemetry,
-        tokens=parse_tokens(["root-7d1f"]),
+        tokens=parse_tokens([ROOT]),
         allowed_hosts=[],
         scrape_mode=False,
         ready=True,

@@ -71,7 +71,7 @@ class Running:
 
     async def canary(self, canary_id: str) -> dict[str, Any]:
         """GET /api/v1/canaries/{id}."""
-        response = await self.client.get(f"/api/v1/canaries/{canary_id}")
+        response = await self.client.get(f"/api/v1/canaries/{canary_id}", headers=auth(ACT))
         body: dict[str, Any] = await response.json()
         assert response.status == 200, body
         return body
@@ -113,7 +113,7 @@ class Running:
 
     async def deliveries_outcome(self, outcome: str) -> float:
         """canaryd_webhook_deliveries_total{outcome=...} from /metrics."""
-        text = await (await self.client.get("/metrics")).text()
+        text = await (await self.client.get("/metrics", headers=auth(ACT))).text()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "canaryd_webhook_deliveries_total" and sample.labels == {
