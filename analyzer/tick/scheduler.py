@@ -14,9 +14,12 @@ slot rather than piling up.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
@@ -35,6 +38,7 @@ __all__ = ["Due", "Scheduler"]
 
 log = structlog.get_logger("canaryd.scheduler")
 
+_JUDGE_THREADS = 2
 _FAILED_WAKE_PAUSE_S = 1.0
 """How long canaries wait after a wake-up (or their own config lookup) failed outright."""
 
@@ -69,6 +73,11 @@ class Scheduler:
         self.source = source
         self.clock = clock
         self._limit = asyncio.Semaphore(max_concurrency)
+        self._judges = ThreadPoolExecutor(
+            max_workers=min(_JUDGE_THREADS, os.cpu_count() or 1), thread_name_prefix="judge"
+        )
+        """Judging's worker threads: few, as judging is CPU work that mostly holds the GIL
+        (more threads would only contend for it); ticks queue for them in order."""
         self._fetch_timeout_s = fetch_timeout_s
         """A hard bound on one canary's whole fetch (None: the source's own timeouts only)."""
         self._next_due: dict[str, float] = {}
@@ -155,6 +164,7 @@ class Scheduler:
             running = list(self._running.values())
             if running:  # bounded: every fetch has a deadline; the daemon's grace cancels
                 await asyncio.gather(*running, return_exceptions=True)
+            self._judges.shutdown(wait=False)
 
     def _start(self, item: Due, now: float) -> None:
         """The canary's tick as its own task; when it ends, the loop looks again."""
@@ -209,7 +219,10 @@ class Scheduler:
             canary_id=item.canary.id, service=item.canary.service
         ):
             window = await self._fetch_one(item, now)
-            ev = await asyncio.to_thread(_judge, item, window)
+            context = contextvars.copy_context()  # the judge's log lines carry the canary too
+            ev = await asyncio.get_running_loop().run_in_executor(
+                self._judges, context.run, _judge, item, window
+            )
             await self._decide_and_record(item, window, ev, now, started)
 
     # -- fetch ------------------------------------------------------------------------------
