@@ -78,7 +78,7 @@ class Api:
 
     async def canary(self, cid: str) -> dict[str, Any]:
         """GET /api/v1/canaries/{id}: state, ticks, decisions and deliveries."""
-        async with self.client.get(f"{self.url}/api/v1/canaries/{cid}") as resp:
+        async with self.client.get(f"{self.url}/api/v1/canaries/{cid}", headers=self._auth) as resp:
             assert resp.status == 200, await resp.text()
             body: dict[str, Any] = await resp.json()
             return body
