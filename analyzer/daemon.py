@@ -27,6 +27,8 @@ from analyzer.api.auth import parse_tokens
 from analyzer.clock import Clock, SystemClock
 from analyzer.configs.catalog import Catalog
 from analyzer.errors import CanarydError
+from analyzer.net.connector import outbound_session
+from analyzer.net.policy import AllowList
 from analyzer.settings import Settings
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.protocol import MetricSource
@@ -68,8 +70,31 @@ class Daemon:
             session,
             timeout_s=s.source_timeout_s,
             max_concurrency=s.max_concurrency,
+            max_bytes=s.scrape_max_bytes,
+            allowed_hosts=self._allow_lists()[0],
             clock=self.clock,
         )
+
+    def _allow_lists(self) -> tuple[AllowList, AllowList]:
+        """The scrape and webhook allow-lists; a bad entry names its setting."""
+        s = self.settings
+        return (
+            AllowList.of(s.scrape_allowed_hosts, setting="CANARYD_SCRAPE_ALLOWED_HOSTS"),
+            AllowList.of(s.webhook_allowed_hosts, setting="CANARYD_WEBHOOK_ALLOWED_HOSTS"),
+        )
+
+    def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        """The source's session and the webhooks'. Scrapes and webhooks connect only where
+        their allow-lists admit, checked again on the addresses names resolve to; the
+        operator's own Prometheus is not behind an allow-list."""
+        s = self.settings
+        timeout = aiohttp.ClientTimeout(total=s.source_timeout_s)
+        scrape, hooks = self._allow_lists()
+        if s.prometheus_url:
+            source = aiohttp.ClientSession(timeout=timeout)
+        else:
+            source = outbound_session(scrape, what="scrape", timeout=timeout)
+        return source, outbound_session(hooks, what="webhook", timeout=timeout)
 
     def _public_url(self) -> str:
         s = self.settings
@@ -80,7 +105,7 @@ class Daemon:
         s = self.settings
         store = SqliteStore(s.sqlite_path)
         await store.open()
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.source_timeout_s))
+        session, hooks = self._sessions()
         try:  # a failed start-up (a bad config file, a store that cannot resume) undoes itself
             source = self._source(session)
             catalog = Catalog(store, self.clock)
@@ -99,12 +124,13 @@ class Daemon:
             resumed = await fleet.load()
         except BaseException:
             await session.close()
+            await hooks.close()
             await store.close()
             raise
         self.telemetry.watch_phases(fleet.phase_counts)
         dispatcher = WebhookDispatcher(
             store,
-            session,
+            hooks,
             self.clock,
             secret=s.webhook_secret.get_secret_value(),
             allowed_hosts=s.webhook_allowed_hosts,
@@ -143,6 +169,7 @@ class Daemon:
             self.dispatcher = None
             await source.close()
             await session.close()
+            await hooks.close()
             await store.close()
             log.info("daemon.stopped")
 
@@ -152,6 +179,7 @@ class Daemon:
     def build(self) -> web.Application:
         """The application with its components attached (started by the runner)."""
         s = self.settings
+        self._allow_lists()  # a bad allow-list entry stops start-up, naming its setting
         tokens = parse_tokens([t.get_secret_value() for t in s.api_tokens])
         placeholder = _Unstarted()
         self.ctx = ApiContext(

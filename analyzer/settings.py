@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
+    # Outbound calls (analyzer.net): where the scrape source may go and how much it may read
+    scrape_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[], description="comma-separated host, host:port or CIDR the scrape source may call"
+    )
+    scrape_max_bytes: int = Field(
+        default=10_485_760, ge=1024, le=2**31, description="largest /metrics body of one target"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -99,7 +107,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSource(settings_cls)
 
-    @field_validator("api_tokens", "webhook_allowed_hosts", mode="before")
+    @field_validator("api_tokens", "webhook_allowed_hosts", "scrape_allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split(value)

@@ -193,6 +193,7 @@ async def run_demo(*, keep: bool = False, timeout_s: float = 180.0) -> int:
             api_tokens=[token],
             webhook_secret=secret,
             webhook_allowed_hosts=[f"127.0.0.1:{hook_port}"],
+            scrape_allowed_hosts=[u.split("/")[2] for u in sims.urls.values()],  # host:port
             config_dir=Path(tmp) / "configs",
             shutdown_grace_s=5.0,
         )

@@ -107,6 +107,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
             api_tokens=[token],
             webhook_secret=secret,
             webhook_allowed_hosts=[receiver.host],
+            scrape_allowed_hosts=list(deployments.targets.values()),
             config_dir=tmp_path / "configs",
             public_url=url,
             shutdown_grace_s=2.0,
