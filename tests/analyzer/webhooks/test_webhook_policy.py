@@ -194,6 +194,8 @@ class TestCheckWebhookUrl:
             ("https://deploy.internal:99999/", ALLOWED, "not a valid URL"),
             ("https://169.254.169.254\\.deploy.internal/", ("*",), "'\\\\'"),
             ("https://deploy.internal/\nHost: x", ALLOWED, "whitespace"),
+            ("http://10.1.2.3%25.evil.example/hook", ALLOWED, "must not contain '%'"),
+            ("http://[2001:db8::1%eth0]/hook", ALLOWED, "zone id"),
         ],
     )
     def test_refused(self, url: str, allowed: Collection[str], why: str) -> None:
