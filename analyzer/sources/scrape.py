@@ -50,7 +50,13 @@ from analyzer.sources.window import (
     sides,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "ScrapeSource", "check_scrape_target", "check_supported"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ScrapeSource",
+    "check_scrape_target",
+    "check_side_targets",
+    "check_supported",
+]
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 """``CANARYD_SCRAPE_MAX_BYTES``' default: the largest exposition read from one target."""
@@ -68,6 +74,15 @@ def check_scrape_target(
     whose host ``allowed`` (``CANARYD_SCRAPE_ALLOWED_HOSTS``: host, host:port or CIDR entries)
     admits and that is not internal (:func:`analyzer.net.policy.check_url`)."""
     check_url(url, allowed, field=field, what="scrape")
+
+
+def check_side_targets(
+    targets: Sequence[str], allowed: AllowList | Collection[str], *, side: str
+) -> None:
+    """:func:`check_scrape_target` for each of a registration's side's targets, the field
+    named ``<side>.targets.<i>`` (422 at registration)."""
+    for i, target in enumerate(targets):
+        check_scrape_target(target, allowed, field=f"{side}.targets.{i}")
 
 
 def check_supported(rendered_query: str, *, where: str = "query") -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 
 from analyzer.clock import FakeClock
 from analyzer.settings import Settings
@@ -39,8 +40,9 @@ class TestBodyCap:
         window = await scraped(source, clock, target.at("/declared")).fetch(TOTAL)
         assert f"the body is over {MIB} bytes" in window.metrics["total"].error
 
-    def test_default(self) -> None:
+    def test_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The default cap is 10 MiB, the setting's default too."""
+        monkeypatch.delenv("CANARYD_SCRAPE_MAX_BYTES", raising=False)
         assert DEFAULT_MAX_BYTES == 10 * MIB
         assert Settings().scrape_max_bytes == 10 * MIB
 
