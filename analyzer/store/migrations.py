@@ -123,9 +123,21 @@ _V2_CANARY_TIMERS = (
     "ALTER TABLE canaries ADD COLUMN intervals_scored INTEGER NOT NULL DEFAULT 0",
 )
 
+# v3: registrations' Idempotency-Key headers (global, not per token), with the hash of the body
+# each came with and the canary it created: a retry after a lost answer finds its canary.
+_V3_IDEMPOTENCY = (
+    """CREATE TABLE idempotency_keys (
+        key TEXT PRIMARY KEY,
+        body_hash TEXT NOT NULL,
+        canary_id TEXT NOT NULL REFERENCES canaries (id),
+        created_at REAL NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (*_V1_CONFIGS, *_V1_CANARIES, *_V1_HISTORY, *_V1_OUTBOX),
     _V2_CANARY_TIMERS,
+    _V3_IDEMPOTENCY,
 )
 """Every migration in order; the schema version is the number applied."""
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from analyzer.model import Canary, Decision, Delivery, Phase, Tick
 
-__all__ = ["ConfigVersion", "Store"]
+__all__ = ["CanaryPage", "ConfigVersion", "IdempotencyKey", "Store"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +25,25 @@ class ConfigVersion:
     name: str
     hash: str
     body: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanaryPage:
+    """One page of the canary list, newest first, and the cursor of the next (None: the end)."""
+
+    canaries: list[Canary]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotencyKey:
+    """A registration's ``Idempotency-Key``: the hash of the body it came with and the canary
+    it created. Keys are global (not per token) and kept as long as their canary."""
+
+    key: str
+    body_hash: str
+    canary_id: str
     created_at: float
 
 
@@ -49,6 +68,11 @@ class Store(Protocol):
         """Store a config version and make it the current one for its name."""
         ...
 
+    async def put_config_version(self, version: ConfigVersion) -> None:
+        """Store a config version by content hash only: the current version of its name is
+        left as it was (an inline config never changes what a name means)."""
+        ...
+
     async def get_config(self, name: str) -> ConfigVersion | None:
         """The current version of a named config."""
         ...
@@ -62,8 +86,19 @@ class Store(Protocol):
         ...
 
     # canaries ------------------------------------------------------------------------------
-    async def create_canary(self, canary: Canary, registration: dict[str, Any]) -> None:
-        """Store a new canary with the registration body it came from."""
+    async def create_canary(
+        self,
+        canary: Canary,
+        registration: dict[str, Any],
+        idempotency: IdempotencyKey | None = None,
+    ) -> str:
+        """Store a new canary with the registration body it came from (and its idempotency
+        key, in the same transaction); the id stored. When the key is already taken by the same
+        body nothing is written and its canary's id is returned; by another body: Conflict."""
+        ...
+
+    async def get_idempotency(self, key: str) -> IdempotencyKey | None:
+        """The registration an idempotency key was used for."""
         ...
 
     async def get_canary(self, canary_id: str) -> Canary | None:
@@ -72,6 +107,13 @@ class Store(Protocol):
 
     async def list_canaries(self, phase: Phase | None = None) -> list[Canary]:
         """All canaries (optionally in one phase), newest first."""
+        ...
+
+    async def page_canaries(
+        self, phase: Phase | None, *, limit: int, cursor: str | None
+    ) -> CanaryPage:
+        """Up to ``limit`` canaries newest first, from where ``cursor`` (a page's ``cursor``)
+        left off; InvalidInput on ``cursor`` for one this store did not make."""
         ...
 
     async def save_tick(
@@ -99,6 +141,10 @@ class Store(Protocol):
 
     async def list_ticks(self, canary_id: str, limit: int = 1000) -> list[Tick]:
         """A canary's ticks, oldest first (the newest ``limit``)."""
+        ...
+
+    async def ticks_after(self, canary_id: str, after_seq: int, limit: int) -> list[Tick]:
+        """Up to ``limit`` of a canary's ticks with ``seq > after_seq``, oldest first."""
         ...
 
     async def list_decisions(self, canary_id: str) -> list[Decision]:

@@ -18,93 +18,40 @@ sqlite3 errors (and rows that do not decode) become :class:`~analyzer.errors.Sto
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from analyzer.errors import Conflict, NotFound, StoreError
+from analyzer.errors import NotFound, StoreError
 from analyzer.model import Canary, Decision, Delivery, DeliveryState, Phase, Tick
 from analyzer.store.codec import (
-    CANARY_COLUMNS,
-    DECISION_COLUMNS,
-    DELIVERY_COLUMNS,
-    TICK_COLUMNS,
     canary_from_row,
     canary_params,
     config_from_row,
     config_params,
     decision_from_row,
-    decision_params,
     delivery_from_row,
     delivery_params,
-    dump_json,
     load_json,
     tick_from_row,
     tick_params,
 )
-from analyzer.store.protocol import ConfigVersion
+from analyzer.store.protocol import CanaryPage, ConfigVersion, IdempotencyKey
+from analyzer.store.sqlite_sql import (
+    CURRENT_CONFIGS,
+    DUE_DELIVERIES,
+    INSERT_CONFIG,
+    INSERT_TICK,
+    PAGE_CANARIES,
+    UPDATE_CANARY,
+    UPDATE_DELIVERY,
+    check_fence,
+    create_once,
+    decode_cursor,
+    encode_cursor,
+    insert_decision,
+)
 from analyzer.store.sqlite_thread import SqliteThread, immediate
 
 __all__ = ["SqliteStore"]
-
-_T = TypeVar("_T")
-
-
-# SQL built from the codec's column tuples (module constants, never user input) -----------------
-def _insert(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(columns)
-    values = ", ".join(f":{c}" for c in columns)
-    return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608 -- constant columns
-
-
-def _update(table: str, columns: Sequence[str], key: str) -> str:
-    assignments = ", ".join(f"{c} = :{c}" for c in columns if c != key)
-    return f"UPDATE {table} SET {assignments} WHERE {key} = :{key}"  # noqa: S608 -- constant columns
-
-
-_INSERT_CANARY = _insert("canaries", (*CANARY_COLUMNS, "registration"))
-_UPDATE_CANARY = _update("canaries", CANARY_COLUMNS, "id")
-_INSERT_TICK = _insert("ticks", TICK_COLUMNS)
-_INSERT_DECISION = _insert("decisions", DECISION_COLUMNS)
-_INSERT_DELIVERY = _insert("outbox", DELIVERY_COLUMNS)
-_UPDATE_DELIVERY = """UPDATE outbox
-    SET state = :state, attempts = :attempts, next_attempt_at = :next_attempt_at,
-        last_error = :last_error, delivered_at = :delivered_at
-    WHERE delivery_id = :delivery_id"""
-_CURRENT_CONFIGS = """SELECT c.* FROM config_current AS p
-    JOIN configs AS c ON c.name = p.name AND c.hash = p.hash"""
-# The head of each canary's pending queue, and only if it is due: per-canary decision order.
-_DUE_DELIVERIES = """SELECT o.* FROM outbox AS o
-    JOIN (SELECT canary_id, MIN(seq) AS seq FROM outbox WHERE state = 'pending'
-          GROUP BY canary_id) AS head
-      ON o.canary_id = head.canary_id AND o.seq = head.seq
-    WHERE o.next_attempt_at <= ?
-    ORDER BY o.created_at, o.canary_id
-    LIMIT ?"""
-
-
-def _check_fence(
-    conn: sqlite3.Connection, canary_id: str, *, tick_seq: int, decision_seq: int
-) -> None:
-    """Raise unless the stored canary is still at ``tick_seq`` and ``decision_seq``."""
-    row = conn.execute(
-        "SELECT tick_seq, decision_seq FROM canaries WHERE id = ?", (canary_id,)
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no canary {canary_id!r}")
-    stored = (int(row["tick_seq"]), int(row["decision_seq"]))
-    if stored != (tick_seq, decision_seq):
-        raise Conflict(
-            f"canary {canary_id!r} changed meanwhile: stored tick_seq/decision_seq "
-            f"{stored[0]}/{stored[1]}, expected {tick_seq}/{decision_seq}"
-        )
-
-
-def _insert_decision(
-    conn: sqlite3.Connection, decision: Decision, delivery: Delivery | None
-) -> None:
-    conn.execute(_INSERT_DECISION, decision_params(decision))
-    if delivery is not None:
-        conn.execute(_INSERT_DELIVERY, delivery_params(delivery))
 
 
 class SqliteStore:
@@ -131,13 +78,8 @@ class SqliteStore:
         """Store a config version (kept once per name and hash) and make it current."""
 
         def work(conn: sqlite3.Connection) -> None:
-            params = config_params(version)
             with immediate(conn):
-                conn.execute(
-                    "INSERT OR IGNORE INTO configs (name, hash, body, created_at)"
-                    " VALUES (:name, :hash, :body, :created_at)",
-                    params,
-                )
+                conn.execute(INSERT_CONFIG, config_params(version))
                 conn.execute(
                     "INSERT INTO config_current (name, hash) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
@@ -146,10 +88,14 @@ class SqliteStore:
 
         await self._thread.run(work)
 
+    async def put_config_version(self, version: ConfigVersion) -> None:
+        """Store a config version (once per name and hash) without making it current."""
+        await self._thread.run(lambda conn: conn.execute(INSERT_CONFIG, config_params(version)))
+
     async def get_config(self, name: str) -> ConfigVersion | None:
         """The current version of a named config."""
         return await self._thread.fetch_one(
-            f"{_CURRENT_CONFIGS} WHERE p.name = ?", (name,), config_from_row
+            f"{CURRENT_CONFIGS} WHERE p.name = ?", (name,), config_from_row
         )
 
     async def get_config_version(self, config_hash: str) -> ConfigVersion | None:
@@ -163,21 +109,38 @@ class SqliteStore:
     async def list_configs(self) -> list[ConfigVersion]:
         """Current version of every named config, by name."""
         return await self._thread.fetch_all(
-            f"{_CURRENT_CONFIGS} ORDER BY c.name", (), config_from_row
+            f"{CURRENT_CONFIGS} ORDER BY c.name", (), config_from_row
         )
 
     # canaries ----------------------------------------------------------------------------------
-    async def create_canary(self, canary: Canary, registration: dict[str, Any]) -> None:
-        """Store a new canary; :class:`Conflict` if the id is taken."""
+    async def create_canary(
+        self,
+        canary: Canary,
+        registration: dict[str, Any],
+        idempotency: IdempotencyKey | None = None,
+    ) -> str:
+        """Store a new canary (and its idempotency key); the id stored: an earlier canary's when
+        the key is taken by the same body. :class:`Conflict` if the id is taken, or the key by
+        another body."""
 
-        def work(conn: sqlite3.Connection) -> None:
-            params = {**canary_params(canary), "registration": dump_json(registration)}
+        def work(conn: sqlite3.Connection) -> str:
             with immediate(conn):
-                if conn.execute("SELECT 1 FROM canaries WHERE id = ?", (canary.id,)).fetchone():
-                    raise Conflict(f"canary {canary.id!r} already exists")
-                conn.execute(_INSERT_CANARY, params)
+                return create_once(conn, canary, registration, idempotency)
 
-        await self._thread.run(work)
+        return await self._thread.run(work)
+
+    async def get_idempotency(self, key: str) -> IdempotencyKey | None:
+        """The registration an idempotency key was used for."""
+        return await self._thread.fetch_one(
+            "SELECT * FROM idempotency_keys WHERE key = ?",
+            (key,),
+            lambda row: IdempotencyKey(
+                key=str(row["key"]),
+                body_hash=str(row["body_hash"]),
+                canary_id=str(row["canary_id"]),
+                created_at=float(row["created_at"]),
+            ),
+        )
 
     async def get_canary(self, canary_id: str) -> Canary | None:
         """One canary's current state."""
@@ -205,6 +168,27 @@ class SqliteStore:
             canary_from_row,
         )
 
+    async def page_canaries(
+        self, phase: Phase | None, *, limit: int, cursor: str | None
+    ) -> CanaryPage:
+        """Up to ``limit`` canaries newest first, after ``cursor``; a cursor when more follow."""
+        at, row = decode_cursor(cursor) if cursor is not None else (None, None)
+        # one row more than the page: whether another page follows
+        params = {"phase": phase.value if phase else None, "at": at, "row": row, "limit": limit + 1}
+
+        def work(conn: sqlite3.Connection) -> list[tuple[Canary, int]]:
+            rows = conn.execute(PAGE_CANARIES, params)
+            return [(canary_from_row(r), int(r["row_id"])) for r in rows]
+
+        rows = await self._thread.run(work)
+        page = rows[:limit]
+        if len(rows) <= limit or not page:
+            return CanaryPage(canaries=[c for c, _ in page], cursor=None)
+        last, last_row = page[-1]
+        return CanaryPage(
+            canaries=[c for c, _ in page], cursor=encode_cursor(last.created_at, last_row)
+        )
+
     async def save_tick(
         self,
         canary: Canary,
@@ -222,13 +206,13 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> None:
             params = (canary_params(canary), tick_params(tick))
             with immediate(conn):
-                _check_fence(
+                check_fence(
                     conn, canary.id, tick_seq=expected_tick_seq, decision_seq=decisions_before
                 )
-                conn.execute(_UPDATE_CANARY, params[0])
-                conn.execute(_INSERT_TICK, params[1])
+                conn.execute(UPDATE_CANARY, params[0])
+                conn.execute(INSERT_TICK, params[1])
                 if decision is not None:
-                    _insert_decision(conn, decision, delivery)
+                    insert_decision(conn, decision, delivery)
 
         await self._thread.run(work)
 
@@ -245,11 +229,11 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> None:
             params = canary_params(canary)
             with immediate(conn):
-                _check_fence(
+                check_fence(
                     conn, canary.id, tick_seq=canary.tick_seq, decision_seq=expected_decision_seq
                 )
-                conn.execute(_UPDATE_CANARY, params)
-                _insert_decision(conn, decision, delivery)
+                conn.execute(UPDATE_CANARY, params)
+                insert_decision(conn, decision, delivery)
 
         await self._thread.run(work)
 
@@ -259,6 +243,14 @@ class SqliteStore:
             "SELECT * FROM (SELECT * FROM ticks WHERE canary_id = ? ORDER BY seq DESC LIMIT ?)"
             " ORDER BY seq",
             (canary_id, limit),
+            tick_from_row,
+        )
+
+    async def ticks_after(self, canary_id: str, after_seq: int, limit: int) -> list[Tick]:
+        """Up to ``limit`` of a canary's ticks with ``seq > after_seq``, oldest first."""
+        return await self._thread.fetch_all(
+            "SELECT * FROM ticks WHERE canary_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (canary_id, after_seq, limit),
             tick_from_row,
         )
 
@@ -279,13 +271,13 @@ class SqliteStore:
 
     async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
         """Per canary the oldest pending delivery, if due by ``now``; oldest first."""
-        return await self._thread.fetch_all(_DUE_DELIVERIES, (now, limit), delivery_from_row)
+        return await self._thread.fetch_all(DUE_DELIVERIES, (now, limit), delivery_from_row)
 
     async def update_delivery(self, delivery: Delivery) -> None:
         """Record an attempt's outcome; :class:`NotFound` if the delivery is unknown."""
 
         def work(conn: sqlite3.Connection) -> None:
-            if conn.execute(_UPDATE_DELIVERY, delivery_params(delivery)).rowcount == 0:
+            if conn.execute(UPDATE_DELIVERY, delivery_params(delivery)).rowcount == 0:
                 raise NotFound(f"no delivery {delivery.delivery_id!r}")
 
         await self._thread.run(work)
