@@ -2,6 +2,8 @@
 
 A canary pins the hash of the config it was registered with, so a later ``PUT`` of the same
 name changes new canaries only; every version stays readable for explanations and replays.
+A registration's inline config is kept by its hash alone and never becomes a name's current
+version (:meth:`Catalog.put_inline`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ class Catalog:
         current = await self._store.get_config(config.name)
         if current is None or current.hash != digest:
             await self._store.put_config(version)
+        self._by_hash[digest] = config
+        return version
+
+    async def put_inline(self, config: JudgeConfig) -> ConfigVersion:
+        """Store a registration's inline config by content hash only: what its name means (the
+        current version) is unchanged, only ``PUT /api/v1/configs/{name}`` changes that."""
+        digest = config_hash(config)
+        body = config.model_dump(mode="json", by_alias=True)
+        version = ConfigVersion(
+            name=config.name, hash=digest, body=body, created_at=self._clock.now()
+        )
+        await self._store.put_config_version(version)
         self._by_hash[digest] = config
         return version
 

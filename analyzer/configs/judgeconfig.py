@@ -40,6 +40,7 @@ __all__ = [
 BUILTIN_VARIABLES = frozenset({"selector", "step", "window"})
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$"
+_WEEK_S = 7 * 86400.0
 
 
 def _inline(enum: type[StrEnum], title: str) -> WithJsonSchema:
@@ -197,10 +198,13 @@ class JudgeConfig(_Model):
 
     name: str = Field(pattern=_NAME)
     description: str = ""
-    step: Duration = Field(ge=1, description="poll cadence and query resolution, at least 1s")
-    analysis_interval: Duration = Field(gt=0)
+    # at most an hour (a step of 1e300 s would never tick again)
+    step: Duration = Field(
+        ge=1, le=3600, description="poll cadence and query resolution, at least 1s"
+    )
+    analysis_interval: Duration = Field(gt=0, le=_WEEK_S)
     lookback: Duration | None = None
-    warmup: Duration = 0.0
+    warmup: Duration = Field(default=0.0, le=_WEEK_S)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     score_thresholds: ScoreThresholds = ScoreThresholds.model_validate({"pass": 75, "marginal": 50})
     on_no_data: Annotated[NoDataPolicy, _inline(NoDataPolicy, "On No Data")] = NoDataPolicy.HOLD
@@ -223,6 +227,9 @@ class JudgeConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             msg = f"metrics: duplicate names {dupes}"
+            raise ValueError(msg)
+        if self.lookback is not None and self.lookback > _WEEK_S:
+            msg = f"lookback: at most 7d, got {self.lookback:g}s"
             raise ValueError(msg)
         if self.analysis_interval < self.step:
             msg = "analysis_interval must be at least one step"
@@ -287,9 +294,13 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: Any, *, source: str = "config") -> JudgeConfig:
-    """Validate a decoded config; :class:`InvalidInput` names the bad field."""
+def parse_config(data: Any, *, source: str = "config", strict: bool = False) -> JudgeConfig:
+    """Validate a decoded config; :class:`InvalidInput` names the bad field. ``strict`` (the
+    API's bodies) takes every value as JSON types it: no ``"0.05"`` for a number, no ``1`` for
+    a boolean; files and stored versions are read as before."""
     try:
+        if strict:
+            return JudgeConfig.model_validate_json(json.dumps(data), strict=True)
         return JudgeConfig.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(source, validation_message(exc)) from None
