@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=20.0, ge=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    # API access and request limits (analyzer.api.policy.ApiPolicy)
+    public_reads: bool = Field(
+        default=False, description="GET reads without a token even when tokens are configured"
+    )
+    allow_inline_configs: bool = Field(
+        default=True, description="registrations may carry config_inline (kept by hash only)"
+    )
+    max_config_metrics: int = Field(default=50, ge=1, le=10_000, description="metrics per config")
+    max_kill_rules: int = Field(default=20, ge=0, le=10_000, description="kill rules per config")
+    max_metadata_bytes: int = Field(
+        default=16_384, ge=0, le=1_048_576, description="a registration's metadata as JSON"
+    )
 
     # Outbound calls (analyzer.net): where the scrape source may go and how much it may read
     scrape_allowed_hosts: Annotated[list[str], NoDecode] = Field(

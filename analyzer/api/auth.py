@@ -1,5 +1,11 @@
 """Bearer tokens and their scopes: parsed from ``CANARYD_API_TOKENS``, checked per request in
 constant time.
+
+Scopes: ``register`` (POST /api/v1/canaries), ``act`` (abort, promote, pause, resume),
+``config`` (PUT /api/v1/configs/{name}) and ``read`` (GET of canaries, configs and verdicts).
+Every scope implies ``read``: whoever may register, act or change configs must see what came
+of it; ``read`` alone grants reads only (a dashboard's token). A bare token has every scope.
+Reads need no token when none are configured, or with ``CANARYD_PUBLIC_READS=true``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ from analyzer.api.schemas import (
 )
 from analyzer.errors import InvalidInput
 
-__all__ = ["SCOPES", "TOKENS", "Token", "parse_tokens", "require_scope"]
+__all__ = [
+    "PUBLIC_READS",
+    "SCOPES",
+    "TOKENS",
+    "Token",
+    "parse_tokens",
+    "require_read",
+    "require_scope",
+]
 
 
-SCOPES = frozenset({"register", "act", "config"})
+SCOPES = frozenset({"register", "act", "config", "read"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +51,22 @@ def parse_tokens(entries: list[str]) -> list[Token]:
         if not secret or not scopes <= SCOPES:
             msg = f"entry {i}: expected TOKEN or SCOPE+SCOPE@TOKEN with scopes {sorted(SCOPES)}"
             raise InvalidInput("CANARYD_API_TOKENS", msg)
-        tokens.append(Token(secret=secret, scopes=scopes))
+        tokens.append(Token(secret=secret, scopes=scopes | {"read"}))
     return tokens
 
 
 TOKENS = web.AppKey("tokens", list[Token])
 """The app's tokens, set by :func:`~analyzer.api.app.build_app`."""
+PUBLIC_READS = web.AppKey("public_reads", bool)
+"""Whether reads go without a token (``CANARYD_PUBLIC_READS``), set by ``build_app``."""
+
+
+def require_read(request: web.Request) -> None:
+    """Refuse a read (401, 403) unless reads are public here or it bears a token (any scope
+    implies ``read``); with no tokens configured there is nothing to present, reads are open."""
+    if request.app[PUBLIC_READS] or not request.app[TOKENS]:
+        return
+    require_scope(request, "read")
 
 
 def require_scope(request: web.Request, scope: str) -> None:

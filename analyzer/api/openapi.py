@@ -8,12 +8,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from analyzer.api.canaries import DEFAULT_LIMIT, MAX_LIMIT
 from analyzer.api.schemas import (
     ActionRequest,
     CanaryOut,
     ConfigOut,
     ErrorOut,
     RegisterRequest,
+    TicksOut,
     ValidateOut,
     VerdictOut,
 )
@@ -27,6 +29,7 @@ _MODELS: list[type[BaseModel]] = [
     ConfigOut,
     ErrorOut,
     RegisterRequest,
+    TicksOut,
     ValidateOut,
     VerdictOut,
     JudgeConfig,
@@ -44,15 +47,18 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _ERROR_TEXT = {
-    400: "Body is not JSON",
+    400: "Body is not JSON, or nested too deep",
     401: "No or invalid bearer token",
     403: "Token lacks the scope",
     404: "Not found",
-    409: "Conflicts with the canary's phase",
+    409: "Conflicts with the canary's phase, or an Idempotency-Key used with another body",
     413: "Body too large",
+    415: "Body is not application/json",
     422: "Invalid input; `field` names it",
     503: "Not taking registrations",
 }
+_READ = (401, 403)
+"""A read without a token, when tokens are configured and reads are not public."""
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -83,37 +89,107 @@ def _op(
     return op
 
 
-def _param(name: str, where: str = "path") -> dict[str, Any]:
+def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None) -> dict[str, Any]:
     required = where == "path"
-    return {"name": name, "in": where, "required": required, "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _page(default: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default}
+
+
+_IDEMPOTENCY_KEY = _param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+)
+_LINK = {
+    "Link": {
+        "description": 'the next page: `</api/v1/canaries?...&cursor=...>; rel="next"`',
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _array(model: type[BaseModel]) -> dict[str, Any]:
     return {"type": "array", "items": _ref(model)}
 
 
+def _register_op() -> dict[str, Any]:
+    op = _op(
+        "Register a canary (once per Idempotency-Key)",
+        _ref(CanaryOut),
+        ok=201,
+        body=_ref(RegisterRequest),
+        errors=(400, 401, 403, 409, 413, 415, 422, 503),
+        secured=True,
+        params=[_IDEMPOTENCY_KEY],
+    )
+    op["responses"]["200"] = {
+        "description": "A retry with the same Idempotency-Key and body: that canary now",
+        **_content(_ref(CanaryOut)),
+    }
+    return op
+
+
+def _list_op() -> dict[str, Any]:
+    params = [
+        _param("phase", "query"),
+        _param("limit", "query", _page()),
+        _param("cursor", "query", {"type": "string", "maxLength": 200}),
+    ]
+    op = _op(
+        "List canaries, newest first, one page (without metadata)",
+        _array(CanaryOut),
+        errors=(*_READ, 422),
+        secured=True,
+        params=params,
+    )
+    op["responses"]["200"]["headers"] = _LINK
+    return op
+
+
 def _canary_paths() -> dict[str, Any]:
     cid = [_param("id")]
-    mutating = (400, 401, 403, 404, 409, 413, 422)
+    mutating = (400, 401, 403, 404, 409, 413, 415, 422)
+    ticks = [
+        *cid,
+        _param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+        _param("limit", "query", _page()),
+    ]
     paths: dict[str, Any] = {
-        "/api/v1/canaries": {
-            "post": _op(
-                "Register a canary",
-                _ref(CanaryOut),
-                ok=201,
-                body=_ref(RegisterRequest),
-                errors=(400, 401, 403, 413, 422, 503),
-                secured=True,
-            ),
-            "get": _op(
-                "List canaries", _array(CanaryOut), errors=(422,), params=[_param("phase", "query")]
-            ),
-        },
+        "/api/v1/canaries": {"post": _register_op(), "get": _list_op()},
         "/api/v1/canaries/{id}": {
-            "get": _op("A canary with its history", _ref(CanaryOut), errors=(404,), params=cid)
+            "get": _op(
+                "A canary with its newest ticks",
+                _ref(CanaryOut),
+                errors=(*_READ, 404),
+                secured=True,
+                params=cid,
+            )
+        },
+        "/api/v1/canaries/{id}/ticks": {
+            "get": _op(
+                "A canary's ticks after a sequence number, oldest first",
+                _ref(TicksOut),
+                errors=(*_READ, 404, 422),
+                secured=True,
+                params=ticks,
+            )
         },
         "/api/v1/canaries/{id}/verdict": {
-            "get": _op("A canary's verdict", _ref(VerdictOut), errors=(404,), params=cid)
+            "get": _op(
+                "A canary's verdict",
+                _ref(VerdictOut),
+                errors=(*_READ, 404),
+                secured=True,
+                params=cid,
+            )
         },
     }
     for action in ("abort", "promote", "pause", "resume"):
@@ -134,19 +210,27 @@ def _config_paths() -> dict[str, Any]:
     config = _ref(JudgeConfig)
     text = {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
     return {
-        "/api/v1/configs": {"get": _op("List judge configs", _array(ConfigOut))},
+        "/api/v1/configs": {
+            "get": _op("List judge configs", _array(ConfigOut), errors=_READ, secured=True)
+        },
         "/api/v1/configs/validate": {
             "post": _op(
-                "Validate a judge config", _ref(ValidateOut), body=config, errors=(400, 413)
+                "Validate a judge config", _ref(ValidateOut), body=config, errors=(400, 413, 415)
             )
         },
         "/api/v1/configs/{name}": {
-            "get": _op("A judge config", _ref(ConfigOut), errors=(404,), params=name),
+            "get": _op(
+                "A judge config",
+                _ref(ConfigOut),
+                errors=(*_READ, 404),
+                secured=True,
+                params=name,
+            ),
             "put": _op(
                 "Store a judge config version",
                 _ref(ConfigOut),
                 body=config,
-                errors=(400, 401, 403, 413, 422),
+                errors=(400, 401, 403, 413, 415, 422),
                 secured=True,
                 params=name,
             ),

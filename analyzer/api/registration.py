@@ -1,15 +1,18 @@
 """From a validated registration request to a :class:`~analyzer.tick.fleet.Registration`.
 
 Everything that can be checked before a canary exists is checked here, each failure naming
-its field: the config (stored by name, or inline), declared variables, every query template
-rendered for both sides (so label values are escaped and unknown variables caught now, not at
-the first tick), the webhook host, and for the scrape source the targets and query shapes.
+its field: the metadata's size; the config (stored by name, or inline: refused when the policy
+says so, bounded in metrics and kill rules, kept by content hash only); declared variables;
+every query template rendered for both sides (so label values are escaped and unknown variables
+caught now, not at the first tick); the webhook host; for the scrape source the targets and
+query shapes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from analyzer.api.policy import ApiPolicy, check_config_size, check_metadata_size
 from analyzer.api.schemas import RegisterRequest, SideIn
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import JudgeConfig, parse_config
@@ -24,20 +27,29 @@ from analyzer.webhooks.policy import check_webhook_url
 __all__ = ["build_registration", "registration_warnings"]
 
 
-async def _config(spec: RegisterRequest, catalog: Catalog) -> tuple[str, JudgeConfig]:
+async def _config(
+    spec: RegisterRequest, catalog: Catalog, policy: ApiPolicy
+) -> tuple[str, str, JudgeConfig]:
+    """(hash, the name the canary shows, config). An inline config is kept by hash only and
+    shown as ``inline:<its name>``: a name's current version changes by PUT alone."""
     if spec.config_inline is not None:
+        if not policy.allow_inline_configs:
+            msg = "inline configs are refused here (CANARYD_ALLOW_INLINE_CONFIGS=false); use config"
+            raise InvalidInput("config_inline", msg)
+        check_config_size(spec.config_inline, policy, prefix="config_inline.")
         try:
-            config = parse_config(spec.config_inline, source="config_inline")
+            config = parse_config(spec.config_inline, source="config_inline", strict=True)
         except InvalidInput as exc:
             first = exc.message.splitlines()[0]
             raise InvalidInput(f"config_inline.{first.split(':', 1)[0]}", exc.message) from None
-        version = await catalog.put(config)
-        return version.hash, config
+        version = await catalog.put_inline(config)
+        return version.hash, f"inline:{config.name}", config
     name = spec.config or ""
     try:
-        return await catalog.current(name)
+        digest, config = await catalog.current(name)
     except NotFound:
         raise InvalidInput("config", f"no stored config named {name!r}") from None
+    return digest, name, config
 
 
 def _check_queries(
@@ -75,9 +87,12 @@ async def build_registration(
     catalog: Catalog,
     allowed_hosts: list[str],
     scrape: bool,
+    *,
+    policy: ApiPolicy,
 ) -> Registration:
     """Validate everything about a registration; InvalidInput names the field."""
-    digest, config = await _config(spec, catalog)
+    check_metadata_size(spec.metadata, policy)
+    digest, shown_name, config = await _config(spec, catalog, policy)
     undeclared = sorted(set(spec.variables) - set(config.variables))
     if undeclared:
         raise InvalidInput(f"variables.{undeclared[0]}", "not declared by the config's variables")
@@ -96,7 +111,7 @@ async def build_registration(
         name=spec.name,
         service=spec.service,
         config_hash=digest,
-        config_name=config.name,
+        config_name=shown_name,
         baseline=baseline,
         canary=canary,
         stages=stages,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from analyzer.api.history import DecisionOut, DeliveryOut, TickOut, TicksOut
 from analyzer.configs.judgeconfig import Duration
-from analyzer.model import Canary, Decision, Delivery, Mode, Phase, Tick
+from analyzer.model import Canary, Mode, Phase
 
 __all__ = [
     "ActionRequest",
@@ -19,16 +21,32 @@ __all__ = [
     "ErrorOut",
     "RegisterRequest",
     "TickOut",
+    "TicksOut",
     "ValidateOut",
     "VerdictOut",
+    "parse_request",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$"
 _LABEL = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+_WEEK_S = 7 * 86400.0
+_VALUE = Annotated[str, Field(max_length=1024)]
+_KEY = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_M = TypeVar("_M", bound=_In)
+
+
+def parse_request(model: type[_M], body: Any) -> _M:
+    """A request from its decoded JSON body, strictly: JSON's own types only (no ``"50"`` for a
+    number, no ``1`` for a boolean), as pydantic's strict mode reads JSON."""
+    return model.model_validate_json(json.dumps(body), strict=True)
 
 
 class SideIn(_In):
@@ -69,9 +87,11 @@ class StageIn(_In):
     """A traffic stage: the canary's weight in percent and the stage's minimum time."""
 
     weight: float = Field(gt=0, le=100)
-    duration: Duration
+    duration: Duration = Field(le=_WEEK_S, description="at most 7d")
     min_duration: Duration = Field(
-        default=0.0, description="earliest end of the stage once sequential metrics prove it"
+        default=0.0,
+        le=_WEEK_S,
+        description="earliest end of the stage once sequential metrics prove it",
     )
 
     @model_validator(mode="after")
@@ -100,8 +120,10 @@ class RegisterRequest(_In):
     stages: list[StageIn] = Field(min_length=1, max_length=20)
     webhook: WebhookIn | None = None
     mode: Mode = Mode.LIVE
-    metadata: dict[str, str | int | float | bool | None] = Field(default={}, max_length=50)
-    variables: dict[str, str] = Field(default={}, max_length=50)
+    metadata: dict[_KEY, str | int | float | bool | None] = Field(
+        default={}, max_length=50, description="at most CANARYD_MAX_METADATA_BYTES as JSON"
+    )
+    variables: dict[_KEY, _VALUE] = Field(default={}, max_length=50)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -136,91 +158,6 @@ class ErrorOut(BaseModel):
     detail: list[str] = []
 
 
-class TickOut(BaseModel):
-    """One recorded tick with its evidence."""
-
-    seq: int
-    at: float
-    phase: Phase
-    stage: int
-    verdict: str
-    score: float | None
-    reason: str
-    duration_s: float
-    results: dict[str, Any]
-
-    @classmethod
-    def of(cls, tick: Tick) -> TickOut:
-        """From the domain tick."""
-        return cls(
-            seq=tick.seq,
-            at=tick.at,
-            phase=tick.phase,
-            stage=tick.stage_index,
-            verdict=str(tick.verdict),
-            score=tick.score,
-            reason=tick.reason,
-            duration_s=tick.duration_s,
-            results=tick.results,
-        )
-
-
-class DecisionOut(BaseModel):
-    """One recorded decision."""
-
-    seq: int
-    action: str
-    reason: str
-    score: float | None
-    stage: int
-    weight: float
-    decided_at: float
-    phase_after: Phase
-    delivery_id: str
-
-    @classmethod
-    def of(cls, decision: Decision) -> DecisionOut:
-        """From the domain decision."""
-        return cls(
-            seq=decision.seq,
-            action=str(decision.action),
-            reason=decision.reason,
-            score=decision.score,
-            stage=decision.stage_index,
-            weight=decision.weight,
-            decided_at=decision.decided_at,
-            phase_after=decision.phase_after,
-            delivery_id=decision.delivery_id,
-        )
-
-
-class DeliveryOut(BaseModel):
-    """One webhook delivery and where it stands."""
-
-    delivery_id: str
-    event: str
-    url: str
-    state: str
-    attempts: int
-    next_attempt_at: float
-    last_error: str
-    delivered_at: float | None
-
-    @classmethod
-    def of(cls, d: Delivery) -> DeliveryOut:
-        """From the domain delivery."""
-        return cls(
-            delivery_id=d.delivery_id,
-            event=d.event,
-            url=d.url,
-            state=str(d.state),
-            attempts=d.attempts,
-            next_attempt_at=d.next_attempt_at,
-            last_error=d.last_error,
-            delivered_at=d.delivered_at,
-        )
-
-
 class CanaryOut(BaseModel):
     """A canary's state, and with ``?detail`` its ticks, decisions and deliveries."""
 
@@ -242,8 +179,17 @@ class CanaryOut(BaseModel):
     analysis_started_at: float | None
     decision_seq: int
     tick_seq: int
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent from list items
+        description="one canary's answers only, not the list's items",
+    )
     ticks: list[TickOut] | None = None
+    ticks_next: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="with ticks: where the older ticks are read when ticks holds only the newest",
+    )
     decisions: list[DecisionOut] | None = None
     deliveries: list[DeliveryOut] | None = None
     warnings: list[str] = Field(
@@ -255,8 +201,8 @@ class CanaryOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, c: Canary) -> CanaryOut:
-        """From the domain canary (without history)."""
+    def of(cls, c: Canary, *, metadata: bool = True) -> CanaryOut:
+        """From the domain canary (without history; without metadata for a list's items)."""
         return cls(
             id=c.id,
             name=c.name,
@@ -276,7 +222,7 @@ class CanaryOut(BaseModel):
             analysis_started_at=c.analysis_started_at,
             decision_seq=c.decision_seq,
             tick_seq=c.tick_seq,
-            metadata=c.metadata,
+            metadata=c.metadata if metadata else None,
         )
 
 

@@ -3,6 +3,9 @@
 Every change of a canary goes through a per-canary lock and one store transaction (state, tick,
 decision, outbox row), fenced on the canary's sequence numbers, so the scheduler and the API
 never decide twice or over each other.
+
+A live canary's metadata stays in the store, not in memory (nothing judged reads it): memory per
+canary does not grow with what a pipeline attaches. :meth:`Fleet.stored` reads it back.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from analyzer.clock import Clock
 from analyzer.configs.catalog import Catalog
 from analyzer.errors import NotFound
 from analyzer.model import Action, Canary, Decision, Delivery, Mode, Phase, Side, Stage, Tick
-from analyzer.store.protocol import Store
+from analyzer.store.protocol import IdempotencyKey, Store
 from analyzer.telemetry import Telemetry
 from analyzer.tick.lifecycle import Step, apply_action
 from analyzer.webhooks.message import make_delivery
@@ -79,7 +82,7 @@ class Fleet:
         for canary in await self.store.list_canaries():
             if not canary.phase.terminal:
                 await self.catalog.by_hash(canary.config_hash)
-                self.canaries[canary.id] = canary
+                self.canaries[canary.id] = _in_memory(canary)
         return len(self.canaries)
 
     def phase_counts(self) -> dict[str, int]:
@@ -99,8 +102,24 @@ class Fleet:
             raise NotFound(f"no canary {canary_id!r}")
         return stored
 
+    async def stored(self, canary_id: str) -> Canary:
+        """A canary by id as stored, metadata included."""
+        stored = await self.store.get_canary(canary_id)
+        if stored is None:
+            raise NotFound(f"no canary {canary_id!r}")
+        return stored
+
     async def register(self, reg: Registration) -> Canary:
         """Create a canary in warm-up; it is judged from the next scheduler wake-up."""
+        canary, _ = await self.register_once(reg)
+        return canary
+
+    async def register_once(
+        self, reg: Registration, key: str | None = None, body_hash: str = ""
+    ) -> tuple[Canary, bool]:
+        """Create a canary, once per idempotency ``key``: (the canary, whether it was created
+        now). A key already used with the same ``body_hash`` gives its canary as stored and
+        creates nothing; with another body the store raises Conflict."""
         now = self.clock.now()
         canary = Canary(
             id=uuid.uuid4().hex,
@@ -121,11 +140,19 @@ class Fleet:
             updated_at=now,
             last_reason="registered",
         )
-        await self.store.create_canary(canary, reg.body)
-        self.canaries[canary.id] = canary
+        idempotency = None
+        if key is not None:
+            idempotency = IdempotencyKey(
+                key=key, body_hash=body_hash, canary_id=canary.id, created_at=now
+            )
+        stored_id = await self.store.create_canary(canary, reg.body, idempotency)
+        if stored_id != canary.id:
+            log.info("canary.registration_repeated", canary_id=stored_id)
+            return await self.stored(stored_id), False
+        self.canaries[canary.id] = _in_memory(canary)
         log.info("canary.registered", canary_id=canary.id, service=canary.service, name=canary.name)
         self.on_change()
-        return canary
+        return canary, True
 
     def evidence_url(self, canary_id: str) -> str:
         """Where a decision's evidence can be read."""
@@ -174,7 +201,7 @@ class Fleet:
             self.canaries.pop(canary.id, None)
             self._locks.pop(canary.id, None)
         else:
-            self.canaries[canary.id] = canary
+            self.canaries[canary.id] = _in_memory(canary)
         self.on_change()
 
     def _log_decision(self, canary: Canary, decision: Decision) -> None:
@@ -189,3 +216,8 @@ class Fleet:
             reason=decision.reason,
             dry_run=canary.mode is Mode.DRY_RUN,
         )
+
+
+def _in_memory(canary: Canary) -> Canary:
+    """What the fleet keeps of a live canary: everything but its metadata (in the store)."""
+    return replace(canary, metadata={}) if canary.metadata else canary
