@@ -2,7 +2,9 @@
 fleet, a Scheduler over a fake source that the tests wake by hand, and the app on 127.0.0.1.
 
 - :func:`wire`: fleet, scheduler and the app's context over a store and catalog.
-- :class:`Api`: the app in the test's own loop, with aiohttp's TestClient.
+- :class:`Api`: the app in the test's own loop, with aiohttp's TestClient: :func:`api_over` a
+  store and catalog, or :func:`running_api` over a database file of its own (opened with the
+  ``test-golden`` config, closed at the end; open it again to see what survives a restart).
 - :class:`ThreadedApi`: the app in a thread with its own loop, for blocking clients
   (schemathesis and requests).
 """
@@ -10,8 +12,9 @@ fleet, a Scheduler over a fake source that the tests wake by hand, and the app o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from aiohttp import web
 
 from analyzer.api.app import ApiContext, build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.policy import ApiPolicy
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import parse_config
 from analyzer.model import Window
@@ -31,7 +35,7 @@ from analyzer.tick.scheduler import Scheduler
 from support import fakes
 from support.configs import config_body
 from support.fakes import FakeSource, SteppedClock, Traffic
-from support.loopback import Client, serving
+from support.loopback import Client, client, serving
 
 __all__ = [
     "MAX_BODY",
@@ -40,17 +44,19 @@ __all__ = [
     "TOKENS",
     "Api",
     "ThreadedApi",
+    "api_over",
     "auth",
     "dry_run_registration",
     "error_of",
     "registration",
+    "running_api",
     "traffic",
     "wire",
 ]
 
 ROOT = "root-7d1f"
 """A token with every scope."""
-TOKENS = [ROOT, "act@act-2b9c", "register@reg-51aa", "config@cfg-90de"]
+TOKENS = [ROOT, "act@act-2b9c", "register@reg-51aa", "config@cfg-90de", "read@read-c4e7"]
 MAX_BODY = 64 * 1024
 ON_FIRE = Traffic(error_rate={"baseline": 0.01, "canary": 0.5})
 
@@ -146,6 +152,56 @@ class Api:
         batch = self.scheduler.due(now)
         if batch:
             await self.scheduler.tick_batch(batch, now)
+
+
+ALLOWED_HOSTS = ("deploy.internal", "127.0.0.1")
+
+
+@contextlib.asynccontextmanager
+async def api_over(
+    store: SqliteStore,
+    catalog: Catalog,
+    clock: SteppedClock,
+    telemetry: Telemetry,
+    *,
+    policy: ApiPolicy | None = None,
+) -> AsyncIterator[Api]:
+    """The app over ``store`` and ``catalog`` (with ``policy``, else the defaults), served on
+    127.0.0.1:0 with a client, until the block ends."""
+    fleet, scheduler, ctx = wire(store, catalog, clock, telemetry, allowed_hosts=ALLOWED_HOSTS)
+    if policy is not None:
+        ctx.policy = policy
+    app = build_app(ctx, max_body_bytes=MAX_BODY)
+    async with client(app) as http:
+        yield Api(
+            client=http,
+            ctx=ctx,
+            fleet=fleet,
+            scheduler=scheduler,
+            store=store,
+            catalog=catalog,
+            clock=clock,
+            app=app,
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    db_file: str, *, policy: ApiPolicy | None = None, clock: SteppedClock | None = None
+) -> AsyncIterator[Api]:
+    """:func:`api_over` a store on ``db_file`` holding the ``test-golden`` config; the store
+    is closed when the block ends (the file stays, for a restart)."""
+    store = SqliteStore(db_file)
+    await store.open()
+    try:
+        stepped = clock or SteppedClock()
+        catalog = Catalog(store, stepped)
+        await catalog.put(parse_config(config_body()))
+        async with api_over(store, catalog, stepped, Telemetry(), policy=policy) as api:
+            await api.fleet.load()
+            yield api
+    finally:
+        await store.close()
 
 
 @dataclass(slots=True)

@@ -45,16 +45,25 @@ class InProcess:
     clock: SteppedClock
     client: Client
 
+    @property
+    def reads(self) -> dict[str, str]:
+        """The Authorization header reads need: the daemon's first token (none: reads open)."""
+        tokens = self.settings.api_tokens
+        if not tokens:
+            return {}
+        secret = tokens[0].get_secret_value().rpartition("@")[2]
+        return {"Authorization": f"Bearer {secret}"}
+
     async def canary(self, canary_id: str) -> dict[str, Any]:
         """GET /api/v1/canaries/{id}: state, ticks, decisions and deliveries."""
-        response = await self.client.get(f"/api/v1/canaries/{canary_id}")
+        response = await self.client.get(f"/api/v1/canaries/{canary_id}", headers=self.reads)
         body: dict[str, Any] = await response.json()
         assert response.status == 200, body
         return body
 
     async def canaries(self) -> list[dict[str, Any]]:
         """GET /api/v1/canaries, each with its deliveries."""
-        listed = await (await self.client.get("/api/v1/canaries")).json()
+        listed = await (await self.client.get("/api/v1/canaries", headers=self.reads)).json()
         return [await self.canary(c["id"]) for c in listed]
 
     async def _due_by(self, at: float) -> dict[str, int]:

@@ -72,5 +72,5 @@ async def register(daemon: InProcess, token: str = ROOT, **changes: Any) -> dict
 
 async def phases(daemon: InProcess) -> Counter[str]:
     """How many canaries are in each phase."""
-    listed = await (await daemon.client.get("/api/v1/canaries")).json()
+    listed = await (await daemon.client.get("/api/v1/canaries", headers=auth(ROOT))).json()
     return Counter(c["phase"] for c in listed)

@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from analyzer.api.app import build_app
 from analyzer.configs.catalog import Catalog
 from analyzer.store.sqlite import SqliteStore
 from analyzer.telemetry import Telemetry
-from support.apiserver import MAX_BODY, Api, ThreadedApi, auth, dry_run_registration, wire
+from support.apiserver import Api, ThreadedApi, api_over, auth, dry_run_registration
 from support.fakes import T0, MakeConfig, SteppedClock
 from support.inprocess import InProcess, in_process
-from support.loopback import client
 from support.prometheus import FakePrometheus
 from support.secured import Daemonised, environment
 
@@ -34,20 +32,8 @@ async def api(
 ) -> AsyncIterator[Api]:
     """The app as Daemon.build and its cleanup context put it together, on 127.0.0.1:0."""
     await catalog.put(make_config())
-    allowed = ["deploy.internal", "127.0.0.1"]
-    fleet, scheduler, ctx = wire(store, catalog, clock, telemetry, allowed_hosts=allowed)
-    app = build_app(ctx, max_body_bytes=MAX_BODY)
-    async with client(app) as http:
-        yield Api(
-            client=http,
-            ctx=ctx,
-            fleet=fleet,
-            scheduler=scheduler,
-            store=store,
-            catalog=catalog,
-            clock=clock,
-            app=app,
-        )
+    async with api_over(store, catalog, clock, telemetry) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +84,11 @@ def canary_ids(threaded_api: ThreadedApi, http: requests.Session) -> list[str]:
     assert paused.status_code == 200, paused.text
     for at in (T0, T0 + 60, T0 + 300):
         threaded_api.wake_at(at)
-    fire = http.get(f"{threaded_api.base_url}/api/v1/canaries/{ids['fire']}").json()
+    fire = http.get(f"{threaded_api.base_url}/api/v1/canaries/{ids['fire']}", headers=auth()).json()
     assert [d["state"] for d in fire["deliveries"]] == ["pending"]
-    judged = http.get(f"{threaded_api.base_url}/api/v1/canaries/{ids['judged']}").json()
+    judged = http.get(
+        f"{threaded_api.base_url}/api/v1/canaries/{ids['judged']}", headers=auth()
+    ).json()
     assert judged["ticks"][-1]["score"] is not None
     return list(ids.values())
 

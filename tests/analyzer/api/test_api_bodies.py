@@ -68,7 +68,8 @@ class TestBodies:
         """Truncated JSON, Python's NaN/Infinity, lone surrogates, non-UTF-8: 400, not 5xx."""
         method, path = route
         url = threaded_api.base_url + path.format(id=canary_ids[-1])
-        response = http.request(method, url, data=raw, headers=auth())
+        headers = auth() | {"Content-Type": "application/json"}
+        response = http.request(method, url, data=raw, headers=headers)
         assert _error(response, 400)["error"].startswith("body is not valid JSON")
 
 

@@ -24,18 +24,22 @@ class TestCanaries:
         second = await api.register(name="second")
         paused = await api.client.post(f"/api/v1/canaries/{first['id']}/pause", headers=auth())
         assert paused.status == 200
-        everything = await (await api.client.get("/api/v1/canaries")).json()
+        everything = await (await api.client.get("/api/v1/canaries", headers=auth())).json()
         assert [c["id"] for c in everything] == [second["id"], first["id"]]
-        only = await (await api.client.get("/api/v1/canaries?phase=paused")).json()
+        only = await (await api.client.get("/api/v1/canaries?phase=paused", headers=auth())).json()
         assert [c["id"] for c in only] == [first["id"]]
-        warm = await (await api.client.get("/api/v1/canaries", params={"phase": "warmup"})).json()
+        warm = await (
+            await api.client.get("/api/v1/canaries", params={"phase": "warmup"}, headers=auth())
+        ).json()
         assert [c["id"] for c in warm] == [second["id"]]
-        none = await (await api.client.get("/api/v1/canaries?phase=promoted")).json()
+        none = await (
+            await api.client.get("/api/v1/canaries?phase=promoted", headers=auth())
+        ).json()
         assert none == []
 
     async def test_bad_phase_filter_is_422(self, api: Api) -> None:
         """An unknown phase is refused, naming the parameter."""
-        response = await api.client.get("/api/v1/canaries?phase=sleeping")
+        response = await api.client.get("/api/v1/canaries?phase=sleeping", headers=auth())
         error = await error_of(response, 422)
         assert error["field"] == "phase"
         assert "sleeping" in error["error"]
@@ -43,7 +47,9 @@ class TestCanaries:
     async def test_one_canary_with_ticks_decisions_deliveries(self, api: Api) -> None:
         """GET one: the state plus every tick, decision and delivery."""
         created = await api.register()
-        fresh = await (await api.client.get(f"/api/v1/canaries/{created['id']}")).json()
+        fresh = await (
+            await api.client.get(f"/api/v1/canaries/{created['id']}", headers=auth())
+        ).json()
         assert (fresh["ticks"], fresh["decisions"], fresh["deliveries"]) == ([], [], [])
         await api.wake()
         await api.clock.jump_to(T0 + 60)
@@ -52,7 +58,9 @@ class TestCanaries:
             f"/api/v1/canaries/{created['id']}/promote", json={"reason": "ship"}, headers=auth()
         )
         assert promoted.status == 200
-        body = await (await api.client.get(f"/api/v1/canaries/{created['id']}")).json()
+        body = await (
+            await api.client.get(f"/api/v1/canaries/{created['id']}", headers=auth())
+        ).json()
         assert [t["seq"] for t in body["ticks"]] == [1, 2]
         assert body["ticks"][0]["reason"] == "analysis started"
         assert body["ticks"][1]["results"]["kill_switch"][0]["metric"] == "error_rate"
@@ -69,14 +77,14 @@ class TestCanaries:
     async def test_unknown_canary_is_404(self, api: Api) -> None:
         """GET, verdict and actions on an unknown id: 404."""
         for response in (
-            await api.client.get("/api/v1/canaries/nope"),
-            await api.client.get("/api/v1/canaries/nope/verdict"),
+            await api.client.get("/api/v1/canaries/nope", headers=auth()),
+            await api.client.get("/api/v1/canaries/nope/verdict", headers=auth()),
             await api.client.post("/api/v1/canaries/nope/abort", headers=auth()),
         ):
             await error_of(response, 404)
 
     async def _verdict(self, api: Api, canary_id: str) -> dict[str, Any]:
-        response = await api.client.get(f"/api/v1/canaries/{canary_id}/verdict")
+        response = await api.client.get(f"/api/v1/canaries/{canary_id}/verdict", headers=auth())
         assert response.status == 200
         return await response.json()
 

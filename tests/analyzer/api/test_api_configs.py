@@ -21,12 +21,12 @@ class TestConfigs:
 
     async def test_list_and_get(self, api: Api, make_config: MakeConfig) -> None:
         """The stored config is listed and readable by name with its hash."""
-        listed = await (await api.client.get("/api/v1/configs")).json()
+        listed = await (await api.client.get("/api/v1/configs", headers=auth())).json()
         assert [c["name"] for c in listed] == ["test-golden"]
-        one = await (await api.client.get("/api/v1/configs/test-golden")).json()
+        one = await (await api.client.get("/api/v1/configs/test-golden", headers=auth())).json()
         assert one["hash"] == config_hash(make_config())
         assert one["body"]["analysis_interval"] == 300
-        await error_of(await api.client.get("/api/v1/configs/nope"), 404)
+        await error_of(await api.client.get("/api/v1/configs/nope", headers=auth()), 404)
 
     async def test_put_makes_a_new_version_and_canaries_keep_theirs(self, api: Api) -> None:
         """PUT stores a new current version; a canary registered earlier keeps its hash."""
@@ -37,11 +37,11 @@ class TestConfigs:
         body = await response.json()
         assert response.status == 200, body
         assert body["hash"] != before
-        current = await (await api.client.get("/api/v1/configs/test-golden")).json()
+        current = await (await api.client.get("/api/v1/configs/test-golden", headers=auth())).json()
         assert current["hash"] == body["hash"]
         later = (await api.register(name="later"))["config_hash"]
         assert later == body["hash"]
-        listed = await (await api.client.get("/api/v1/canaries")).json()
+        listed = await (await api.client.get("/api/v1/canaries", headers=auth())).json()
         assert {c["config_hash"] for c in listed} == {before, later}
 
     async def test_put_name_mismatch_is_422(self, api: Api) -> None:
@@ -95,5 +95,9 @@ class TestConfigs:
 
     async def test_validate_not_json_is_400(self, api: Api) -> None:
         """A body that is not JSON: 400."""
-        response = await api.client.post("/api/v1/configs/validate", data=b"name: yaml")
+        response = await api.client.post(
+            "/api/v1/configs/validate",
+            data=b"name: yaml",
+            headers={"Content-Type": "application/json"},
+        )
         await error_of(response, 400)

@@ -11,6 +11,9 @@ from typing import Any
 
 from support.apiserver import Api
 
+OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+"""Paths anyone may read, token or not."""
+
 
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
@@ -57,7 +60,8 @@ class TestOpenApi:
         assert documented == routes
 
     async def test_operations(self, api: Api) -> None:
-        """Each operation: described responses, its path parameters, bearer auth if mutating."""
+        """Each operation: described responses, its path parameters, bearer auth unless it is
+        validate or open to anyone (health, metrics, this document)."""
         doc = await self._document(api)
         assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
         for path, item in doc["paths"].items():
@@ -68,7 +72,7 @@ class TestOpenApi:
                 declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
                 wanted = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
                 assert declared == wanted, (path, method)
-                mutating = method in {"put", "delete"} or (
-                    method == "post" and not path.endswith("/validate")
-                )
-                assert ("security" in op) is mutating, (path, method)
+                open_to_all = path in OPEN or path.endswith("/validate")
+                assert ("security" in op) is not open_to_all, (path, method)
+                if method == "get" and not open_to_all:  # a read: 401/403 documented
+                    assert {"401", "403"} <= set(op["responses"]), (path, method)

@@ -132,19 +132,23 @@ class TestRegistration:
         assert error["field"] == "config_inline.metrics.0.kind"
 
     async def test_inline_config_is_stored_and_pinned(self, api: Api) -> None:
-        """A valid inline config is stored; the canary pins its hash."""
+        """A valid inline config is stored by its hash (shown as inline:<name>, never a named
+        config's version); the canary pins its hash."""
         inline = config_body(name="inline-golden", warmup="30s")
         body = registration(config_inline=inline)
         del body["config"]
         response = await api.client.post("/api/v1/canaries", json=body, headers=auth())
         created = await response.json()
         assert response.status == 201, created
-        assert created["config"] == "inline-golden"
+        assert created["config"] == "inline:inline-golden"
         assert created["config_hash"] == config_hash(parse_config(inline))
+        assert (await api.store.get_config_version(created["config_hash"])) is not None
+        assert (await api.store.get_config("inline-golden")) is None
 
     async def test_not_json_is_400(self, api: Api) -> None:
         """A body that is not JSON: 400."""
-        response = await api.client.post("/api/v1/canaries", data=b'{"name": "x",', headers=auth())
+        headers = auth() | {"Content-Type": "application/json"}
+        response = await api.client.post("/api/v1/canaries", data=b'{"name": "x",', headers=headers)
         error = await error_of(response, 400)
         assert error["error"].startswith("body is not valid JSON")
 

@@ -57,10 +57,14 @@ class TestSecretsStayOutOfLogs:
                     await eventually(both_sent, what="both deliveries attempted")
 
                     async def both_settled() -> bool:
-                        listed = await (await daemon.client.get("/api/v1/canaries")).json()
+                        listed = await (
+                            await daemon.client.get("/api/v1/canaries", headers=daemon.reads)
+                        ).json()
                         states = set()
                         for canary in listed:
-                            one = await daemon.client.get(f"/api/v1/canaries/{canary['id']}")
+                            one = await daemon.client.get(
+                                f"/api/v1/canaries/{canary['id']}", headers=daemon.reads
+                            )
                             states |= {d["state"] for d in (await one.json())["deliveries"]}
                         return states == {"delivered", "failed"}
 
