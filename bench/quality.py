@@ -230,7 +230,8 @@ def _table(results: dict[str, dict[str, Result]], n: int) -> str:
     width = max([len("scenario"), *(len(r[0]) for r in rows)])
     middle = max([len("sequential"), *(len(r[1]) for r in rows)])
     head = f"{'scenario':<{width}}  {'sequential':<{middle}}  kayenta-style"
-    lines = [f"{n} recordings per scenario, 60 steps of 60 s, onset at step 10 unless late", head]
+    first = f"{n} recordings per scenario of 60 s steps (60; AR(1), gamma-Poisson 120; NB 240)"
+    lines = [first + ", onset at step 10 unless late or from the start", head]
     lines.append("-" * (len(head) + 50))
     lines += [f"{name:<{width}}  {seq:<{middle}}  {kay}" for name, seq, kay in rows]
     return "\n".join(lines)
