@@ -32,7 +32,7 @@ _Data = TypeVar("_Data", SeriesData, CountData)
 # The gauge judge's mixture is tuned for the width at this many steps at least (two hours of
 # one-minute steps): serially dependent gauges carry fewer independent pieces than steps, and
 # a narrower tuning lets the first, least certain looks decide.
-_MEAN_T_OPT = 120
+MEAN_T_OPT = 120
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +111,7 @@ def _sequential_result(
                 metrics=metrics,
                 tolerance=metric.tolerance or 0.0,
                 direction=metric.direction,
-                t_opt=max(_MEAN_T_OPT, round(config.analysis_interval / config.step)),
+                t_opt=max(MEAN_T_OPT, round(config.analysis_interval / config.step)),
             )
         case _:
             assert_never(judge)

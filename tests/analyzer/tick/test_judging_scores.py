@@ -12,6 +12,7 @@ from analyzer.errors import InternalError
 from analyzer.metricdata import CountData, MetricKind, SeriesData, SideName
 from analyzer.model import JudgeName
 from analyzer.tick.judging import evaluate, per_step_series
+from analyzer.tick.sequential import MEAN_T_OPT
 from judges.labels import Label
 from judges.sequential.count import sequential_count
 from judges.sequential.mean import sequential_mean
@@ -169,7 +170,7 @@ class TestSequential:
             alpha=config.alpha,
             metrics=2,
             tolerance=0.025,
-            t_opt=10,
+            t_opt=MEAN_T_OPT,  # the mean judge is tuned for that many steps at least
         )
         assert by_name["error_rate"].judge is JudgeName.SEQUENTIAL_COUNT
         assert by_name["error_rate"].result == expected_count
