@@ -55,7 +55,7 @@ def _fixed(error: str) -> str:
         code = int(status.group(1))
         if 300 <= code < 400:
             return f"HTTP {code} (redirects are not followed)"
-        return f"HTTP {code} from the receiver"
+        return f"HTTP {code}"
     if _TIMED_OUT.match(error):
         return error
     if error.startswith("webhook URL refused"):
