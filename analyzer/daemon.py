@@ -24,6 +24,7 @@ from aiohttp import web
 
 from analyzer.api.app import ApiContext, build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.policy import ApiPolicy
 from analyzer.clock import Clock, SystemClock
 from analyzer.configs.catalog import Catalog
 from analyzer.errors import CanarydError
@@ -188,6 +189,7 @@ class Daemon:
             tokens=tokens,
             allowed_hosts=s.webhook_allowed_hosts,
             scrape_mode=not s.prometheus_url,
+            policy=ApiPolicy.of(s),
         )
         app = build_app(self.ctx, max_body_bytes=s.max_body_bytes)
         app[_CTX_HOLDER] = self.ctx

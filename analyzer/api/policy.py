@@ -33,6 +33,8 @@ class ApiPolicy:
     max_kill_rules: int = 20
     max_metadata_bytes: int = 16_384
     """A registration's ``metadata`` as compact JSON, in UTF-8 bytes."""
+    scrape_allowed_hosts: tuple[str, ...] = ()
+    """What a scrape target may be (the scrape source only; nothing when empty)."""
 
     @classmethod
     def of(cls, settings: Settings) -> ApiPolicy:
@@ -43,6 +45,7 @@ class ApiPolicy:
             max_config_metrics=settings.max_config_metrics,
             max_kill_rules=settings.max_kill_rules,
             max_metadata_bytes=settings.max_metadata_bytes,
+            scrape_allowed_hosts=tuple(settings.scrape_allowed_hosts),
         )
 
 

@@ -20,7 +20,7 @@ from analyzer.configs.overlap import overlap_warnings
 from analyzer.errors import InvalidInput, NotFound
 from analyzer.model import Mode, Side, Stage
 from analyzer.sources.promql.render import render, selector
-from analyzer.sources.scrape import check_supported
+from analyzer.sources.scrape import check_side_targets, check_supported
 from analyzer.tick.fleet import Registration
 from analyzer.webhooks.policy import check_webhook_url
 
@@ -71,9 +71,11 @@ def _check_queries(
                     check_supported(query, where=where)
 
 
-def _side(side: SideIn, name: str, scrape: bool) -> Side:
+def _side(side: SideIn, name: str, scrape: bool, policy: ApiPolicy) -> Side:
     if scrape and not side.targets:
         raise InvalidInput(f"{name}.targets", "the scrape source needs the side's /metrics URLs")
+    if scrape:  # checked again before every scrape and at connect time
+        check_side_targets(side.targets, policy.scrape_allowed_hosts, side=name)
     try:  # the matchers the queries will get: empty values and bad names named per side
         selector(side.labels)
     except InvalidInput as exc:
@@ -97,8 +99,8 @@ async def build_registration(
     if undeclared:
         raise InvalidInput(f"variables.{undeclared[0]}", "not declared by the config's variables")
     variables = {**config.variables, **spec.variables}
-    baseline = _side(spec.baseline, "baseline", scrape)
-    canary = _side(spec.canary, "canary", scrape)
+    baseline = _side(spec.baseline, "baseline", scrape, policy)
+    canary = _side(spec.canary, "canary", scrape, policy)
     _check_queries(spec, config, variables, scrape)
     url = spec.webhook.url if spec.webhook is not None else None
     if url is not None and spec.mode is Mode.LIVE:
