@@ -33,6 +33,7 @@ from analyzer.tick.evaluation import Evaluation
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.judging import evaluate
 from analyzer.tick.lifecycle import Step, next_step, wants_score, window_bounds
+from analyzer.tick.report import report_tick
 
 __all__ = ["Due", "Scheduler"]
 
@@ -280,7 +281,15 @@ class Scheduler:
                 self._next_due[current.id] = self._slot_after(current, item.config, now)
                 return
         self._next_due[saved.id] = self._slot_after(saved, item.config, now)
-        self._report(item, saved, step, ev, window, now=now, took=tick.duration_s)
+        report_tick(
+            self.fleet.telemetry,
+            saved,
+            step,
+            ev,
+            window,
+            lag_s=max(0.0, now - item.due_at),
+            took_s=tick.duration_s,
+        )
 
     def _unchanged(self, item: Due) -> Canary | None:
         """The live canary if nothing changed it since ``item`` was taken (an action, a finish),
@@ -310,37 +319,6 @@ class Scheduler:
             reason=step.reason,
             results=ev.record(),
             duration_s=took,
-        )
-
-    def _report(
-        self,
-        item: Due,
-        saved: Canary,
-        step: Step,
-        ev: Evaluation,
-        window: Window | str | None,
-        *,
-        now: float,
-        took: float,
-    ) -> None:
-        telemetry = self.fleet.telemetry
-        telemetry.ticks.labels(verdict=str(step.verdict)).inc()
-        telemetry.tick_duration.observe(took)
-        telemetry.tick_lag.observe(max(0.0, now - item.due_at))
-        if isinstance(window, Window):
-            for data in window.metrics.values():
-                if data.error:
-                    telemetry.source_error(item.canary.id, data.name)
-        log.info(
-            "tick.completed",
-            phase=str(saved.phase),
-            stage=saved.stage_index,
-            verdict=str(step.verdict),
-            score=step.score,
-            reason=step.reason,
-            duration_s=round(took, 4),
-            lag_s=round(max(0.0, now - item.due_at), 4),
-            no_data=ev.no_data,
         )
 
 
