@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from analyzer.configs.durations import parse_duration
 from analyzer.configs.judgeconfig import (
     JudgeConfig,
     config_hash,
     load_config,
-    parse_duration,
     validation_message,
 )
 from analyzer.configs.overlap import overlap_warnings

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analyzer.api.history import DecisionOut, DeliveryOut, TickOut, TicksOut
-from analyzer.configs.judgeconfig import Duration
+from analyzer.configs.durations import Duration
 from analyzer.model import Canary, Mode, Phase
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
-from analyzer.configs.durations import Duration, parse_duration
+from analyzer.configs.durations import Duration
 from analyzer.errors import InvalidInput
 from analyzer.metricdata import MetricKind
 from analyzer.model import InconclusivePolicy, JudgeName, NoDataPolicy
@@ -27,13 +27,11 @@ from judges.mannwhitney.dependence import Dependence
 
 __all__ = [
     "BUILTIN_VARIABLES",
-    "Duration",
     "JudgeConfig",
     "MetricConfig",
     "config_hash",
     "load_config",
     "parse_config",
-    "parse_duration",
     "validation_message",
 ]
 

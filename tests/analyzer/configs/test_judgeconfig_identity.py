@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from analyzer.cli import main
+from analyzer.configs.durations import parse_duration
 from analyzer.configs.judgeconfig import (
     config_hash,
     parse_config,
-    parse_duration,
 )
 from analyzer.errors import InvalidInput
 from analyzer.metricdata import MetricKind
