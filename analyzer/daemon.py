@@ -22,8 +22,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from analyzer.api.app import ApiContext, build_app
+from analyzer.api.app import build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.context import ApiContext
 from analyzer.api.policy import ApiPolicy
 from analyzer.clock import Clock, SystemClock
 from analyzer.configs.catalog import Catalog

@@ -32,7 +32,7 @@ from analyzer.configs.overlap import overlap_warnings
 from analyzer.errors import InvalidInput, NotFound
 from analyzer.model import Action
 
-__all__ = ["CTX", "ApiContext", "build_app"]
+__all__ = ["build_app"]
 
 log = structlog.get_logger("canaryd.api")
 

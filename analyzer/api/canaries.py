@@ -17,16 +17,13 @@ from aiohttp import web
 
 from analyzer.api.auth import require_read, require_scope
 from analyzer.api.context import CTX
+from analyzer.api.history import DecisionOut, DeliveryOut, TickOut, TicksOut
 from analyzer.api.middleware import Handler, error_reply, read_json, reply
 from analyzer.api.registration import build_registration, registration_warnings
 from analyzer.api.schemas import (
     ActionRequest,
     CanaryOut,
-    DecisionOut,
-    DeliveryOut,
     RegisterRequest,
-    TickOut,
-    TicksOut,
     VerdictOut,
     parse_request,
 )

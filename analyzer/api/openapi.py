@@ -9,13 +9,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from analyzer.api.canaries import DEFAULT_LIMIT, MAX_LIMIT
+from analyzer.api.history import TicksOut
 from analyzer.api.schemas import (
     ActionRequest,
     CanaryOut,
     ConfigOut,
     ErrorOut,
     RegisterRequest,
-    TicksOut,
     ValidateOut,
     VerdictOut,
 )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analyzer.api.history import DecisionOut, DeliveryOut, TickOut, TicksOut
+from analyzer.api.history import DecisionOut, DeliveryOut, TickOut
 from analyzer.configs.durations import Duration
 from analyzer.model import Canary, Mode, Phase
 
@@ -16,12 +16,8 @@ __all__ = [
     "ActionRequest",
     "CanaryOut",
     "ConfigOut",
-    "DecisionOut",
-    "DeliveryOut",
     "ErrorOut",
     "RegisterRequest",
-    "TickOut",
-    "TicksOut",
     "ValidateOut",
     "VerdictOut",
     "parse_request",

@@ -21,8 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from analyzer.api.app import ApiContext, build_app
+from analyzer.api.app import build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.context import ApiContext
 from analyzer.api.policy import ApiPolicy
 from analyzer.configs.catalog import Catalog
 from analyzer.configs.judgeconfig import parse_config

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from analyzer.api.app import ApiContext, build_app
+from analyzer.api.app import build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.context import ApiContext
 from analyzer.api.openapi import openapi_document
 from analyzer.configs.catalog import Catalog
 from analyzer.store.sqlite import SqliteStore

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer.api.app import ApiContext, build_app
+from analyzer.api.app import build_app
 from analyzer.api.auth import parse_tokens
+from analyzer.api.context import ApiContext
 from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.metricdata import FloatArray
 from analyzer.model import Canary, Mode, Phase, Stage
