@@ -21,9 +21,10 @@ import numpy as np
 from analyzer.model import Canary, Delivery, Tick, Window
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.sources.protocol import FetchRequest
+from analyzer.tick.duequeue import Due
 from analyzer.tick.fleet import Fleet
 from analyzer.tick.lifecycle import Step
-from analyzer.tick.scheduler import Due, Scheduler
+from analyzer.tick.scheduler import Scheduler
 
 __all__ = [
     "Batch",

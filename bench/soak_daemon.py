@@ -41,7 +41,9 @@ def _sample(daemon: Any, scheduler_type: type) -> dict[str, Any]:
         "tasks": len(asyncio.all_tasks()),
         "gc_objects": len(gc.get_objects()),
         "live": live,
-        "sched": sum(len(s._next_due) for s in schedulers),  # a probe of the scheduler's state
+        "sched": sum(
+            len(s._queue.next_due) for s in schedulers
+        ),  # a probe of the scheduler's state
     }
 
 

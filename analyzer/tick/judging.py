@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, assert_never
 
 import numpy as np
+import structlog
 
 from analyzer.configs.judgeconfig import JudgeConfig, KillRule, MetricConfig, ThresholdLimits
 from analyzer.configs.overlap import overlaps
@@ -36,6 +37,7 @@ from analyzer.metricdata import (
     has_data,
 )
 from analyzer.model import JudgeName, Window
+from analyzer.tick.duequeue import Due
 from analyzer.tick.evaluation import Evaluation, MetricOutcome, SequentialOutcome, json_number
 from analyzer.tick.sequential import sequential_outcomes
 from judges.classifier import MannWhitneyOptions, classify, prepared
@@ -44,7 +46,9 @@ from judges.mannwhitney.dependence import Dependence, inflation
 from judges.scorer import ScoredMetric, score_groups
 from judges.threshold import ThresholdResult, ThresholdRule, threshold_counts, threshold_series
 
-__all__ = ["evaluate", "per_step_series"]
+__all__ = ["evaluate", "judge_due", "per_step_series"]
+
+log = structlog.get_logger("canaryd.scheduler")
 
 
 def per_step_series(data: MetricData, side: SideName) -> FloatArray:
@@ -309,3 +313,21 @@ def _dependence_record(
         "baseline_n_eff": adj.n_eff_control,
         "variance_factor": adj.factor,
     }
+
+
+def judge_due(item: Due, window: Window | str | None) -> Evaluation:
+    """The CPU work of one tick (the scheduler runs it in a worker thread). A canary whose
+    fetch or judging failed gets a no-data evaluation naming the cause."""
+    if window is None:
+        return Evaluation()
+    if isinstance(window, str):
+        return Evaluation(no_data=True, no_data_reason=window)
+    return _judge_one(item, window)
+
+
+def _judge_one(item: Due, window: Window) -> Evaluation:
+    try:
+        return evaluate(item.config, window, score_now=item.score_now)
+    except Exception as exc:  # a judging bug must not take the other canaries down
+        log.exception("tick.judge_failed", canary_id=item.canary.id, service=item.canary.service)
+        return Evaluation(no_data=True, no_data_reason=f"judging failed: {exc!r}")

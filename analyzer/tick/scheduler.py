@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import structlog
 
@@ -29,29 +28,22 @@ from analyzer.configs.judgeconfig import JudgeConfig
 from analyzer.errors import CanarydError, InternalError, InvalidInput
 from analyzer.model import Canary, Phase, Tick, Window
 from analyzer.sources.protocol import FetchRequest, MetricQuery, MetricSource
+from analyzer.tick.duequeue import Due, DueQueue
 from analyzer.tick.evaluation import Evaluation
 from analyzer.tick.fleet import Fleet
-from analyzer.tick.judging import evaluate
+from analyzer.tick.judging import judge_due
 from analyzer.tick.lifecycle import Step, next_step, wants_score, window_bounds
 from analyzer.tick.report import report_tick
 
-__all__ = ["Due", "Scheduler"]
+__all__ = ["Scheduler"]
 
 log = structlog.get_logger("canaryd.scheduler")
 
+_LIVE = frozenset({Phase.WARMUP, Phase.RUNNING, Phase.PENDING})
+"""The phases that are ticked."""
 _JUDGE_THREADS = 2
 _FAILED_WAKE_PAUSE_S = 1.0
 """How long canaries wait after a wake-up (or their own config lookup) failed outright."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Due:
-    """A canary due for a tick, with what its tick needs."""
-
-    canary: Canary
-    config: JudgeConfig
-    due_at: float
-    score_now: bool
 
 
 class Scheduler:
@@ -81,7 +73,9 @@ class Scheduler:
         (more threads would only contend for it); ticks queue for them in order."""
         self._fetch_timeout_s = fetch_timeout_s
         """A hard bound on one canary's whole fetch (None: the source's own timeouts only)."""
-        self._next_due: dict[str, float] = {}
+        self._queue = DueQueue()
+        self._idle: set[str] = set()
+        """Canaries in a phase that is not ticked (paused), out of the queue until resumed."""
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         """The tick in flight of each canary that has one."""
@@ -104,38 +98,55 @@ class Scheduler:
         k = math.floor((now - anchor) / config.step + 1e-9) + 1
         return anchor + k * config.step
 
+    def _requeue(self, canary_id: str) -> float | None:
+        """A finished tick's canary back in the queue at its next due time (a tick that
+        dropped its result, say after a pause meanwhile, did not set one: its old one holds)."""
+        return self._queue.requeue(canary_id) if canary_id in self.fleet.canaries else None
+
     def due(self, now: float) -> list[Due]:
         """Canaries whose next tick is at or before ``now``; finished ones are let go."""
-        for gone in self._next_due.keys() - self.fleet.canaries.keys():  # finished since
-            del self._next_due[gone]
+        for gone in self._queue.next_due.keys() - self.fleet.canaries.keys():  # finished since
+            self._queue.forget(gone)
             self.source.forget(gone)
             self.fleet.telemetry.release(gone)
-        out = []
-        for canary in list(self.fleet.canaries.values()):
-            if canary.phase not in (Phase.WARMUP, Phase.RUNNING, Phase.PENDING):
+        for new in self.fleet.canaries.keys() - self._queue.next_due.keys():  # registered since
+            self._queue.set(new, now)
+        for idle in list(self._idle):  # paused ones: few, looked at every wake-up
+            canary = self.fleet.canaries.get(idle)
+            if canary is None or canary.phase in _LIVE:
+                self._idle.discard(idle)
+                if canary is not None:
+                    self._queue.set(idle, now)
+        out, taken = [], set()
+        for due_at, canary_id in self._queue.pop_due(now):
+            canary = self.fleet.canaries.get(canary_id)
+            if canary is None or canary_id in taken:
                 continue
-            if canary.id in self._running:  # its tick is still in flight
+            if canary_id in self._running:  # in flight: its end puts it back
                 continue
-            due_at = self._next_due.setdefault(canary.id, now)
-            if due_at > now:
+            if canary.phase not in _LIVE:
+                self._idle.add(canary_id)  # paused: back in the queue when it is resumed
                 continue
             try:
                 config = self.fleet.catalog.cached(canary.config_hash)
             except InternalError:  # one canary's broken state must not stall the others
                 log.exception("tick.config_missing", canary_id=canary.id)
-                self._next_due[canary.id] = now + _FAILED_WAKE_PAUSE_S
+                self._queue.set(canary.id, now + _FAILED_WAKE_PAUSE_S)
                 continue
+            taken.add(canary_id)
             score_now = wants_score(canary, config, now)
             out.append(Due(canary=canary, config=config, due_at=due_at, score_now=score_now))
         return out
 
     def next_wake(self, now: float, default: float = 1.0) -> float:
         """Seconds until the earliest due tick (at most ``default``); a canary whose tick is
-        in flight is due again only once it has finished (which wakes the loop)."""
-        live = [
-            self._next_due.get(cid, now) for cid in self.fleet.canaries if cid not in self._running
-        ]
-        return max(0.0, min([*live, now + default]) - now)
+        in flight is due again only once it has finished."""
+        earliest = self._queue.earliest()
+        if earliest is None:
+            earliest = now + default
+        if self.fleet.canaries.keys() - self._queue.next_due.keys():
+            earliest = now  # registered since the last wake-up
+        return max(0.0, min(earliest, now + default) - now)
 
     @property
     def in_flight(self) -> int:
@@ -173,19 +184,23 @@ class Scheduler:
         self._running[item.canary.id] = task
 
         def finished(done: asyncio.Task[None]) -> None:
-            if self._running.get(item.canary.id) is done:
-                del self._running[item.canary.id]
+            canary_id = item.canary.id
+            if self._running.get(canary_id) is done:
+                del self._running[canary_id]
             if not done.cancelled() and done.exception() is not None:
-                log.error("tick.failed", canary_id=item.canary.id, error=repr(done.exception()))
-                self._next_due[item.canary.id] = self.clock.now() + _FAILED_WAKE_PAUSE_S
-            self._wake.set()
+                log.error("tick.failed", canary_id=canary_id, error=repr(done.exception()))
+                self._queue.set(canary_id, self.clock.now() + _FAILED_WAKE_PAUSE_S)
+            at = self._requeue(canary_id)
+            # wake the loop only when it must look sooner than planned, or has parked
+            if not self._running or (at is not None and at < self.parked_until):
+                self._wake.set()
 
         task.add_done_callback(finished)
 
     def _pause_all(self, until: float) -> None:
         """Every live canary's next tick no earlier than ``until``."""
         for canary_id in self.fleet.canaries:
-            self._next_due[canary_id] = max(self._next_due.get(canary_id, until), until)
+            self._queue.set(canary_id, max(self._queue.next_due.get(canary_id, until), until))
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -212,6 +227,8 @@ class Scheduler:
         async with asyncio.TaskGroup() as group:
             for item in batch:
                 group.create_task(self.tick(item, now))
+        for item in batch:
+            self._requeue(item.canary.id)
 
     async def tick(self, item: Due, now: float) -> None:
         """One canary's tick: fetch → judge (in a worker thread) → decide → act and record."""
@@ -222,7 +239,7 @@ class Scheduler:
             window = await self._fetch_one(item, now)
             context = contextvars.copy_context()  # the judge's log lines carry the canary too
             ev = await asyncio.get_running_loop().run_in_executor(
-                self._judges, context.run, _judge, item, window
+                self._judges, context.run, judge_due, item, window
             )
             await self._decide_and_record(item, window, ev, now, started)
 
@@ -278,9 +295,9 @@ class Scheduler:
                 saved = await self.fleet.commit(current, step, tick, delivery)
             except CanarydError as exc:  # store trouble or a lost fence: retry next slot
                 log.error("tick.record_failed", error=str(exc))
-                self._next_due[current.id] = self._slot_after(current, item.config, now)
+                self._queue.set(current.id, self._slot_after(current, item.config, now))
                 return
-        self._next_due[saved.id] = self._slot_after(saved, item.config, now)
+        self._queue.set(saved.id, self._slot_after(saved, item.config, now))
         report_tick(
             self.fleet.telemetry,
             saved,
@@ -320,21 +337,3 @@ class Scheduler:
             results=ev.record(),
             duration_s=took,
         )
-
-
-def _judge(item: Due, window: Window | str | None) -> Evaluation:
-    """The CPU work of one tick, run in a worker thread. A canary whose fetch or judging
-    failed gets a no-data evaluation naming the cause."""
-    if window is None:
-        return Evaluation()
-    if isinstance(window, str):
-        return Evaluation(no_data=True, no_data_reason=window)
-    return _judge_one(item, window)
-
-
-def _judge_one(item: Due, window: Window) -> Evaluation:
-    try:
-        return evaluate(item.config, window, score_now=item.score_now)
-    except Exception as exc:  # a judging bug must not take the other canaries down
-        log.exception("tick.judge_failed", canary_id=item.canary.id, service=item.canary.service)
-        return Evaluation(no_data=True, no_data_reason=f"judging failed: {exc!r}")
