@@ -21,6 +21,7 @@ from scipy import special, stats
 from judges.labels import Direction
 from judges.sequential import count as seq
 from judges.sequential.count import sequential_count
+from support.count_streams import count_stream
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -62,31 +63,20 @@ def log_mean_exp(values: FloatArray) -> float:
     return float(special.logsumexp(values) - math.log(values.size))
 
 
-def _stream(
-    seed: int, steps: int = 40, ratio: float = 1.0, lam: float = 4.0
-) -> tuple[FloatArray, ...]:
-    rng = np.random.default_rng(seed)
-    na = rng.poisson(3000, steps).astype(np.float64)
-    nb = rng.poisson(1000, steps).astype(np.float64)
-    ea = rng.poisson(lam * na / 1000).astype(np.float64)
-    eb = rng.poisson(lam * ratio * nb / 1000).astype(np.float64)
-    return ea, na, eb, nb
-
-
 class TestCountClosedForms:
     """sequential_count against the binomial likelihood ratio recomputed from scipy."""
 
     @pytest.mark.parametrize("i", [1, 17, 48, 170, -30])
     def test_log_likelihood_ratio_is_the_binomial_pmf_ratio(self, i: int) -> None:
         """log Mₜ(r) at one grid r equals Σ log Bin(eB; T, θ(r)) − log Bin(eB; T, ρ)."""
-        ea, na, eb, nb = _stream(1, ratio=1.7)
+        ea, na, eb, nb = count_stream(1, ratio=1.7)
         log_m = seq._log_lr(ea, eb, nb / (na + nb))
         assert log_m[200 + i] == pytest.approx(binom_log_m(ea, na, eb, nb, i * H), rel=1e-10)
 
     @pytest.mark.parametrize(("ratio", "seed"), [(1.0, 2), (1.5, 3), (3.0, 4), (0.6, 5)])
     def test_e_value_is_the_mean_over_the_grid_alternatives(self, ratio: float, seed: int) -> None:
         """Untempered, the e-value is the plain mean of Mₜ(r) over r = 100^(i/200), i = 1..170."""
-        ea, na, eb, nb = _stream(seed, ratio=ratio)
+        ea, na, eb, nb = count_stream(seed, ratio=ratio)
         result = sequential_count(ea, na, eb, nb, temper=False)
         brute = log_mean_exp(binom_log_m_grid(ea, na, eb, nb, ALT))
         assert math.log(result.e_value) == pytest.approx(brute, rel=1e-9, abs=1e-9)
@@ -94,14 +84,14 @@ class TestCountClosedForms:
 
     def test_decrease_mixes_the_alternatives_below_one(self) -> None:
         """direction=decrease averages Mₜ(r) over r = 100^(−i/200), i = 1..170."""
-        ea, na, eb, nb = _stream(6, ratio=0.5)
+        ea, na, eb, nb = count_stream(6, ratio=0.5)
         result = sequential_count(ea, na, eb, nb, temper=False, direction=Direction.DECREASE)
         brute = log_mean_exp(binom_log_m_grid(ea, na, eb, nb, -ALT))
         assert math.log(result.e_value) == pytest.approx(brute, rel=1e-9)
 
     def test_either_takes_the_larger_side_at_twice_the_threshold(self) -> None:
         """direction=either: max of the one-sided e-values, failing at 2m/α (Bonferroni)."""
-        ea, na, eb, nb = _stream(7, ratio=2.0)
+        ea, na, eb, nb = count_stream(7, ratio=2.0)
         up = sequential_count(ea, na, eb, nb, temper=False)
         down = sequential_count(ea, na, eb, nb, temper=False, direction=Direction.DECREASE)
         both = sequential_count(ea, na, eb, nb, temper=False, direction=Direction.EITHER)
@@ -112,7 +102,7 @@ class TestCountClosedForms:
     def test_bounds_invert_the_one_sided_tests(self, ratio: float, seed: int) -> None:
         """lower is the smallest grid r₀ whose mixture of Mₜ(r)/Mₜ(r₀) over the 170 grid r above
         r₀ stays below 1/α; upper the largest whose mixture over the 170 below does."""
-        ea, na, eb, nb = _stream(seed, ratio=ratio, lam=2.0)
+        ea, na, eb, nb = count_stream(seed, ratio=ratio, lam=2.0)
         result = sequential_count(ea, na, eb, nb, temper=False)
         log_m = binom_log_m_grid(ea, na, eb, nb, GRID)
 
@@ -134,7 +124,7 @@ class TestCountClosedForms:
         """proven ⇔ the mean of Mₜ(r)/Mₜ(r₀) over the 170 grid r below r₀ = tolerance (snapped
         down to the grid) reaches 1/α."""
         for seed in range(20):
-            ea, na, eb, nb = _stream(100 + seed, steps=60, lam=30.0)
+            ea, na, eb, nb = count_stream(100 + seed, steps=60, lam=30.0)
             result = sequential_count(ea, na, eb, nb, temper=False, tolerance=tolerance)
             i0 = math.floor(math.log(tolerance) / H + 1e-9)
             below = np.arange(i0 - 170, i0)
@@ -165,7 +155,7 @@ class TestCountClosedForms:
     def test_a_constant_ratio_regression_does_not_inflate_the_dispersion(self) -> None:
         """Poisson arms at a 3× ratio: each arm is Poisson about its own rate, so φ stays near 1
         (the share's Pearson statistic at the fitted ratio would not, after an onset)."""
-        ea, na, eb, nb = _stream(21, steps=60, ratio=3.0, lam=5.0)
+        ea, na, eb, nb = count_stream(21, steps=60, ratio=3.0, lam=5.0)
         assert sequential_count(ea, na, eb, nb).dispersion < 1.4
 
     def test_no_events_decide_nothing(self) -> None:

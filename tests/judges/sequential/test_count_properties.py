@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -13,41 +12,12 @@ from hypothesis import strategies as st
 
 from judges.labels import Direction
 from judges.sequential.count import sequential_count
+from support.count_streams import CountTraffic, count_stream
 
 FloatArray = npt.NDArray[np.float64]
 ALPHA = 0.05
 THRESHOLD = 1.0 / ALPHA
 LOOKS = 60
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """An A/A count stream per step: requests ~ Poisson, errors ~ Binomial(requests, p)."""
-
-    name: str
-    rps_baseline: float
-    rps_canary: float
-    error_rate: float
-    step_s: float = 60.0
-
-    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[FloatArray, ...]:
-        """(baseline events, baseline exposure, canary events, canary exposure), each ``shape``."""
-        na = rng.poisson(self.rps_baseline * self.step_s, shape).astype(np.float64)
-        nb = rng.poisson(self.rps_canary * self.step_s, shape).astype(np.float64)
-        ea = rng.binomial(na.astype(np.int64), self.error_rate).astype(np.float64)
-        eb = rng.binomial(nb.astype(np.int64), self.error_rate).astype(np.float64)
-        return ea, na, eb, nb
-
-
-def _stream(
-    seed: int, steps: int = 40, ratio: float = 1.0, lam: float = 4.0
-) -> tuple[FloatArray, ...]:
-    rng = np.random.default_rng(seed)
-    na = rng.poisson(3000, steps).astype(np.float64)
-    nb = rng.poisson(1000, steps).astype(np.float64)
-    ea = rng.poisson(lam * na / 1000).astype(np.float64)
-    eb = rng.poisson(lam * ratio * nb / 1000).astype(np.float64)
-    return ea, na, eb, nb
 
 
 counts = st.lists(
@@ -164,7 +134,7 @@ class TestCountProperties:
         """A/A at 200 req/s per arm and 1 % errors: non-inferiority within tolerance 1.2 is
         proven within the hour in (nearly) every stream, mostly well before it; none fails."""
         rng = np.random.default_rng(12)
-        ea, na, eb, nb = Traffic("200 req/s", 200.0, 200.0, 0.01).draw(rng, (40, LOOKS))
+        ea, na, eb, nb = CountTraffic("200 req/s", 200.0, 200.0, 0.01).draw(rng, (40, LOOKS))
         first = []
         for s in range(40):
             args = (ea[s], na[s], eb[s], nb[s])
@@ -192,7 +162,7 @@ class TestCountProperties:
     ) -> None:
         """A/A data never "prove" a ratio below 1/100 (an index below the grid once wrapped
         around to its far end and did); a huge tolerance is tested at the grid's edge."""
-        ea, na, eb, nb = _stream(14, steps=30, lam=20.0)
+        ea, na, eb, nb = count_stream(14, steps=30, lam=20.0)
         result = sequential_count(ea, na, eb, nb, tolerance=tolerance, direction=direction)
         assert result.proven is proven
 
@@ -206,7 +176,7 @@ class TestCountProperties:
     )
     def test_bad_options_name_themselves(self, kwargs: dict[str, float], match: str) -> None:
         """Invalid options are ValueErrors naming the option."""
-        ea, na, eb, nb = _stream(15, steps=5)
+        ea, na, eb, nb = count_stream(15, steps=5)
         with pytest.raises(ValueError, match=match):
             sequential_count(ea, na, eb, nb, **kwargs)
 
@@ -217,7 +187,7 @@ class TestCountProperties:
 
     def test_a_regression_is_never_proven_non_inferior(self) -> None:
         """A 3× canary fails and is not proven, whatever the tolerance below 3."""
-        ea, na, eb, nb = _stream(13, steps=30, ratio=3.0, lam=5.0)
+        ea, na, eb, nb = count_stream(13, steps=30, ratio=3.0, lam=5.0)
         for tolerance in (1.2, 2.0):
             result = sequential_count(ea, na, eb, nb, tolerance=tolerance)
             assert result.failed

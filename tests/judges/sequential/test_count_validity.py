@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +16,7 @@ import pytest
 from scipy import special, stats
 
 from judges.sequential.count import sequential_count
+from support.count_streams import CountTraffic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -33,32 +33,12 @@ GRID = np.arange(-200, 201)
 ALT = np.arange(1, 171)
 
 
-# -- stream generators --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Traffic:
-    """An A/A count stream per step: requests ~ Poisson, errors ~ Binomial(requests, p)."""
-
-    name: str
-    rps_baseline: float
-    rps_canary: float
-    error_rate: float
-    step_s: float = 60.0
-
-    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[FloatArray, ...]:
-        """(baseline events, baseline exposure, canary events, canary exposure), each ``shape``."""
-        na = rng.poisson(self.rps_baseline * self.step_s, shape).astype(np.float64)
-        nb = rng.poisson(self.rps_canary * self.step_s, shape).astype(np.float64)
-        ea = rng.binomial(na.astype(np.int64), self.error_rate).astype(np.float64)
-        eb = rng.binomial(nb.astype(np.int64), self.error_rate).astype(np.float64)
-        return ea, na, eb, nb
-
-
 AA_TRAFFIC = [
-    Traffic("0.2 req/s per arm, 5 % errors", 0.2, 0.2, 0.05),
-    Traffic("5 req/s per arm, 1 % errors", 5.0, 5.0, 0.01),
-    Traffic("50 req/s per arm, 1 % errors", 50.0, 50.0, 0.01),
-    Traffic("canary at 5 % of 200 req/s, 1 % errors", 190.0, 10.0, 0.01),
-    Traffic("near-zero-error baseline: 5 req/s, 0.01 % errors", 5.0, 5.0, 1e-4),
+    CountTraffic("0.2 req/s per arm, 5 % errors", 0.2, 0.2, 0.05),
+    CountTraffic("5 req/s per arm, 1 % errors", 5.0, 5.0, 0.01),
+    CountTraffic("50 req/s per arm, 1 % errors", 50.0, 50.0, 0.01),
+    CountTraffic("canary at 5 % of 200 req/s, 1 % errors", 190.0, 10.0, 0.01),
+    CountTraffic("near-zero-error baseline: 5 req/s, 0.01 % errors", 5.0, 5.0, 1e-4),
 ]
 
 
@@ -107,7 +87,7 @@ class TestCountAnytimeValidity:
     """A/A streams: the chance of ever failing over 60 looks stays ≤ α."""
 
     @pytest.mark.parametrize("traffic", AA_TRAFFIC, ids=lambda t: t.name)
-    def test_aa_streams_rarely_fail(self, traffic: Traffic) -> None:
+    def test_aa_streams_rarely_fail(self, traffic: CountTraffic) -> None:
         """2,000 A/A streams of 60 looks: the share that ever fails is ≤ α (+2 SE), for the
         untempered e-process and for the judge itself; a naive repeated z-test is not."""
         rng = np.random.default_rng(2024)

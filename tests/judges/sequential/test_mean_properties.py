@@ -14,20 +14,10 @@ from judges.labels import Direction
 from judges.sequential.count import sequential_count
 from judges.sequential.ebonferroni import e_bonferroni_threshold
 from judges.sequential.mean import sequential_mean
+from support.count_streams import count_stream
 
 FloatArray = npt.NDArray[np.float64]
 ALPHA = 0.05
-
-
-def _stream(
-    seed: int, steps: int = 40, ratio: float = 1.0, lam: float = 4.0
-) -> tuple[FloatArray, ...]:
-    rng = np.random.default_rng(seed)
-    na = rng.poisson(3000, steps).astype(np.float64)
-    nb = rng.poisson(1000, steps).astype(np.float64)
-    ea = rng.poisson(lam * na / 1000).astype(np.float64)
-    eb = rng.poisson(lam * ratio * nb / 1000).astype(np.float64)
-    return ea, na, eb, nb
 
 
 class TestMeanProperties:
@@ -111,7 +101,7 @@ class TestEBonferroni:
     def test_threshold_is_m_over_alpha(self, alpha: float, m: int, expected: float) -> None:
         """e_bonferroni_threshold(α, m) = m/α, and the judges use it."""
         assert e_bonferroni_threshold(alpha, m) == pytest.approx(expected)
-        ea, na, eb, nb = _stream(1)
+        ea, na, eb, nb = count_stream(1)
         assert sequential_count(ea, na, eb, nb, alpha=alpha, metrics=m).threshold == pytest.approx(
             expected
         )
