@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support.apiserver import Api, auth, error_of, registration, running_api
+from support.apiserver import Api, auth, error_of, refused_registration, registration, running_api
 from support.configs import config_body
 
 ROUTES = [
@@ -85,11 +85,8 @@ class TestStrictValues:
         self, tmp_path: Path, body: dict[str, Any], field: str
     ) -> None:
         """No string-to-number coercion, no absurd durations: 422 naming the field."""
-        async with running_api(str(tmp_path / "db")) as api:
-            response = await api.client.post("/api/v1/canaries", json=body, headers=auth())
-            error = await error_of(response, 422)
-            assert error["field"] == field, error
-            assert await api.store.list_canaries() == []
+        error = await refused_registration(str(tmp_path / "db"), body)
+        assert error["field"] == field, error
 
     async def test_put_config_step_bounded(self, tmp_path: Path) -> None:
         """PUT of a config stepping every 1e300 s: 422 naming step."""

@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.api.policy import ApiPolicy
 from analyzer.settings import load_settings
-from support.apiserver import auth, error_of, registration, running_api
+from support.apiserver import auth, error_of, refused_registration, registration, running_api
 from support.configs import config_body
 
 
@@ -52,11 +52,8 @@ class TestRegistrationLimits:
         self, tmp_path: Path, body: dict[str, Any], field: str
     ) -> None:
         """Over each bound: 422, field names it, no canary created."""
-        async with running_api(str(tmp_path / "db")) as api:
-            response = await api.client.post("/api/v1/canaries", json=body, headers=auth())
-            error = await error_of(response, 422)
-            assert error["field"] == field, error
-            assert await api.store.list_canaries() == []
+        error = await refused_registration(str(tmp_path / "db"), body)
+        assert error["field"] == field, error
 
     async def test_config_limits_hold_for_put_and_validate(self, tmp_path: Path) -> None:
         """PUT of a config over the metric bound: 422 naming metrics; validate says invalid."""

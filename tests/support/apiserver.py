@@ -49,6 +49,7 @@ __all__ = [
     "auth",
     "dry_run_registration",
     "error_of",
+    "refused_registration",
     "registration",
     "running_api",
     "traffic",
@@ -269,3 +270,13 @@ class ThreadedApi:
                 await self._stop.wait()
         finally:
             await store.close()
+
+
+async def refused_registration(db_file: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as a registration to a fresh API on ``db_file``; asserts 422 and that no
+    canary was stored; returns the error body."""
+    async with running_api(db_file) as api:
+        response = await api.client.post("/api/v1/canaries", json=body, headers=auth())
+        error = await error_of(response, 422)
+        assert await api.store.list_canaries() == []
+        return error
